@@ -1,0 +1,170 @@
+"""The server: gevent's WSGIServer with websocket upgrades, for any WSGI application.
+
+    client -> WebSocketServer -> WebSocketHandler -> WebSocketMiddleware -> application
+
+- ``WebSocketHandler`` (a ``pywsgi.WSGIHandler``) sets TCP_NODELAY, limits the time a
+  client has to send its request head, lends its socket to upgrades and ends the HTTP
+  connection after a 101.
+- ``WebSocketMiddleware`` sets ``environ['wsgi.server']`` on every request. On a valid
+  upgrade request from an allowed origin it puts a ``WebSocket`` in
+  ``environ['wsgi.websocket']`` and calls the application, whose view accepts it or
+  answers in plain HTTP. A bad handshake is answered here (400, 403, 426).
+- ``WebSocketServer`` wraps its application in the middleware.
+
+Nothing here imports Django; ``extensions.wsgi`` and ``extensions.conf`` add it.
+"""
+import logging
+import socket
+from http import HTTPStatus
+
+from gevent import pywsgi
+
+from .config import WebSocketConfig
+from .exceptions import HandshakeError
+from .handshake import is_upgrade_request, read_handshake, same_origin
+from .websocket import WebSocket
+
+__all__ = ['WebSocketServer', 'WebSocketHandler', 'WebSocketMiddleware', 'default_origin_policy']
+
+logger = logging.getLogger('superserver.server')
+
+#: environ key under which the handler lends its socket to the middleware.
+TRANSPORT_KEY = 'superserver.transport'
+
+
+def default_origin_policy(origin, environ):
+    """Clients without an Origin (not browsers) and pages of the same host may connect."""
+    return origin is None or same_origin(origin, environ)
+
+
+def plain_response(start_response, status, text, headers=()):
+    """Answer a short text/plain response; returns the WSGI body."""
+    body = (text + '\n').encode('utf-8')
+    start_response('%d %s' % (status, HTTPStatus(status).phrase),
+                   [('Content-Type', 'text/plain; charset=utf-8'),
+                    ('Content-Length', str(len(body))), *headers])
+    return [body]
+
+
+def _discard(data):
+    """The write callable of a response that no longer has a channel to go to."""
+
+
+class WebSocketMiddleware:
+    """WSGI middleware turning valid upgrade requests into ``environ['wsgi.websocket']``."""
+
+    websocket_class = WebSocket
+
+    def __init__(self, application, server=None, config=None, origin_policy=None,
+                 websocket_class=None):
+        self.application = application
+        self.server = server
+        self.config = config or WebSocketConfig()
+        self.origin_policy = origin_policy or default_origin_policy
+        if websocket_class is not None:
+            self.websocket_class = websocket_class
+
+    def __call__(self, environ, start_response):
+        environ['wsgi.server'] = self.server
+        transport = environ.get(TRANSPORT_KEY)
+        if transport is None or not is_upgrade_request(environ):
+            # Plain HTTP, or a server that cannot lend its socket: no websocket.
+            return self.application(environ, start_response)
+        try:
+            handshake = read_handshake(environ)
+            if not self.origin_policy(handshake.origin, environ):
+                raise HandshakeError(403, 'origin %s may not open websockets here'
+                                     % handshake.origin)
+        except HandshakeError as error:
+            logger.warning('websocket handshake for %s refused with %d: %s',
+                           environ.get('PATH_INFO'), error.status, error.reason)
+            return plain_response(start_response, error.status, error.reason, error.headers)
+        websocket = self.websocket_class(environ, handshake, start_response, transport,
+                                         self.config)
+        environ['wsgi.websocket'] = websocket
+        return self._serve(websocket, environ, start_response)
+
+    def _serve(self, websocket, environ, start_response):
+        """Run the view; once it accepted, its HTTP response only decides the close code."""
+        statuses = []
+
+        def view_start_response(status, headers, exc_info=None):
+            if websocket.accepted or websocket.declined:
+                statuses.append(status)
+                return _discard
+            return start_response(status, headers, exc_info)
+
+        try:
+            result = self.application(environ, view_start_response)
+        except Exception:
+            if not websocket.accepted:
+                raise
+            logger.exception('websocket view %s raised', environ.get('PATH_INFO'))
+            websocket.close(1011)
+            return []
+        except BaseException:
+            # The server is stopping this greenlet: say we are going away.
+            if websocket.accepted and not websocket.closed:
+                websocket.close(1001)
+            raise
+        if not (websocket.accepted or websocket.declined):
+            return result   # answered in plain HTTP: 404, a redirect, 400...
+        close = getattr(result, 'close', None)
+        if close is not None:
+            close()   # Django's request_finished, with nothing sent
+        if websocket.declined:
+            return plain_response(start_response, 403, 'websocket declined by the view')
+        failed = statuses and statuses[0].startswith('5')
+        websocket.close(1011 if failed else 1000)
+        return []
+
+
+class WebSocketHandler(pywsgi.WSGIHandler):
+    """gevent's handler, lending its socket to upgrades."""
+
+    def handle(self):
+        if self.socket.family in (socket.AF_INET, socket.AF_INET6):
+            # Without it, responses without Content-Length wait ~40 ms on delayed ACKs.
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().handle()
+
+    def read_requestline(self):
+        self.socket.settimeout(self.server.websocket_config.handshake_timeout)
+        return super().read_requestline()
+
+    def read_request(self, raw_requestline):
+        try:
+            return super().read_request(raw_requestline)
+        finally:
+            self.socket.settimeout(None)   # the head is in; the body has no limit
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ[TRANSPORT_KEY] = self
+        return environ
+
+    def run_application(self):
+        super().run_application()
+        if self.code == 101:
+            self.close_connection = True   # the connection was the websocket's
+
+
+class WebSocketServer(pywsgi.WSGIServer):
+    """A gevent WSGI server whose application can accept websockets.
+
+    ``websocket_config`` sets the limits, ``origin_policy(origin, environ)`` decides
+    which pages may connect; the middleware and websocket classes are hooks too.
+    """
+
+    handler_class = WebSocketHandler
+    middleware_class = WebSocketMiddleware
+
+    def __init__(self, listener, application, *, websocket_config=None, origin_policy=None,
+                 middleware_class=None, websocket_class=None, **kwargs):
+        super().__init__(listener, application, **kwargs)
+        self.websocket_config = websocket_config or WebSocketConfig()
+        if middleware_class is not None:
+            self.middleware_class = middleware_class
+        self.application = self.middleware_class(
+            self.application, server=self, config=self.websocket_config,
+            origin_policy=origin_policy, websocket_class=websocket_class)

@@ -1,0 +1,312 @@
+"""The WebSocket protocol (RFC 6455), server side, without any I/O.
+
+``ServerConnection`` is fed the bytes a client sends and returns what they mean
+(messages, pings, pongs, the end of the stream); the frames to send back pile up in
+an outgoing buffer that the I/O front-end (``extensions.websocket``) writes out. All
+the rules of the protocol live here, so they are unit-tested by feeding bytes.
+
+Why not ws4py's ``Stream``: it validates UTF-8 only once a whole frame has arrived
+(Autobahn 6.4.3 asks for fail-fast inside a frame), buffers any frame whole however
+large (no 1009), unmasks one byte at a time in Python and grows its buffers by
+concatenation. This parser streams payloads through as they arrive instead, checking
+sizes from the frame header and text as it goes. The opcodes are ws4py's.
+"""
+import codecs
+import enum
+import struct
+from dataclasses import dataclass
+
+from ws4py.framing import (
+    OPCODE_BINARY,
+    OPCODE_CLOSE,
+    OPCODE_CONTINUATION,
+    OPCODE_PING,
+    OPCODE_PONG,
+    OPCODE_TEXT,
+)
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - websockets built without its C extension
+    from websockets.utils import apply_mask
+
+from .exceptions import ConnectionClosed, InvalidPayload, MessageTooBig, ProtocolError
+
+__all__ = ['ServerConnection', 'State', 'Ping', 'Pong', 'Closed', 'close_code_is_valid']
+
+# A payload this small is joined to its header: one write instead of two.
+_JOIN_BELOW = 16 * 1024
+
+
+class State(enum.Enum):
+    OPEN = 'open'          # messages flow both ways
+    CLOSING = 'closing'    # we sent a close frame and wait for the peer's
+    CLOSED = 'closed'      # both close frames exchanged, or the connection failed
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """Reading is over: the peer's close frame, or the violation we failed it for.
+
+    ``code`` and ``reason`` are the peer's (1005 when its close frame had no code);
+    when ``error`` is set they are the code and reason we closed with instead.
+    """
+    code: int
+    reason: str
+    error: ProtocolError | None = None
+
+
+def close_code_is_valid(code):
+    """May ``code`` travel in a close frame? (RFC 6455 section 7.4, IANA registry)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+class ServerConnection:
+    """One websocket connection as the server sees it, fed bytes, giving events.
+
+    ``receive_data(data)`` returns a list of events: ``str`` (a text message),
+    ``bytes`` (a binary message), ``Ping``, ``Pong`` and, last, ``Closed``. Pings are
+    answered and close frames echoed here; ``data_to_send()`` hands over the frames
+    queued by these answers and by the ``send_*`` methods.
+    """
+
+    def __init__(self, max_message_size=1 << 20):
+        self.max_message_size = max_message_size
+        self.state = State.OPEN
+        self._outgoing = []
+        self._buffer = bytearray()
+        self._frame = None          # header of the frame being read, once complete
+        self._remaining = 0         # payload bytes of that frame still to come
+        self._unmasked = 0          # payload bytes of that frame unmasked so far
+        self._control = bytearray()  # payload of a control frame being read
+        self._message_opcode = None  # OPCODE_TEXT/BINARY while a message is open
+        self._message_size = 0
+        self._parts = []
+        self._decoder = None
+
+    # -- incoming -------------------------------------------------------------------
+
+    def receive_data(self, data):
+        """Parse ``data`` and return the events it completes, in order."""
+        if self.state is State.CLOSED:
+            return []
+        events = []
+        self._buffer += data
+        offset = 0
+        try:
+            while self.state is not State.CLOSED:
+                if self._frame is None:
+                    offset = self._read_header(offset)
+                    if self._frame is None:
+                        break
+                chunk = bytes(self._buffer[offset:offset + self._remaining])
+                offset += len(chunk)
+                self._remaining -= len(chunk)
+                self._payload(chunk, events)
+                if self._remaining:
+                    break
+                self._end_of_frame(events)
+        except ProtocolError as error:
+            self._fail(error, events)
+        if self.state is State.CLOSED:
+            self._buffer = bytearray()   # nothing after the end is read (RFC 6455 5.5.1)
+        else:
+            del self._buffer[:offset]
+        return events
+
+    def _read_header(self, offset):
+        """Parse the frame header at ``offset`` if complete (RFC 6455 section 5.2)."""
+        buf = self._buffer
+        available = len(buf) - offset
+        if available < 2:
+            return offset
+        first, second = buf[offset], buf[offset + 1]
+        fin, opcode, length = first & 0x80, first & 0x0F, second & 0x7F
+        if first & 0x70:
+            raise ProtocolError('reserved bits set but no extension negotiated')
+        if opcode > OPCODE_PONG or OPCODE_BINARY < opcode < OPCODE_CLOSE:
+            raise ProtocolError('reserved opcode %#x' % opcode)
+        if opcode >= OPCODE_CLOSE:
+            # Control frames are short and never fragmented (RFC 6455 section 5.5).
+            if not fin:
+                raise ProtocolError('fragmented control frame')
+            if length > 125:
+                raise ProtocolError('control frame payload over 125 bytes')
+        if not second & 0x80:
+            raise ProtocolError('client frame not masked')  # RFC 6455 section 5.1
+        size = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+        if available < size + 4:
+            return offset
+        if length == 126:
+            (length,) = struct.unpack_from('!H', buf, offset + 2)
+        elif length == 127:
+            (length,) = struct.unpack_from('!Q', buf, offset + 2)
+            if length >> 63:
+                raise ProtocolError('payload length with the most significant bit set')
+        mask = bytes(buf[offset + size:offset + size + 4])
+        if opcode == OPCODE_CONTINUATION:
+            if self._message_opcode is None:
+                raise ProtocolError('continuation frame outside a fragmented message')
+        elif opcode < OPCODE_CLOSE:
+            if self._message_opcode is not None:
+                raise ProtocolError('new message started before the previous one ended')
+            self._message_opcode = opcode
+            self._message_size = 0
+            if opcode == OPCODE_TEXT:
+                self._decoder = codecs.getincrementaldecoder('utf-8')()
+        if opcode < OPCODE_CLOSE:
+            limit = self.max_message_size
+            if limit is not None and self._message_size + length > limit:
+                # Fail now, from the header alone: the payload is never buffered.
+                raise MessageTooBig('message of at least %d bytes exceeds the limit of %d'
+                                    % (self._message_size + length, limit))
+            self._message_size += length
+        self._frame = (fin, opcode, mask)
+        self._remaining = length
+        self._unmasked = 0
+        return offset + size + 4
+
+    def _payload(self, chunk, events):
+        """Unmask a piece of payload and route it to its message as it arrives."""
+        if not chunk:
+            return
+        _, opcode, mask = self._frame
+        shift = self._unmasked % 4
+        self._unmasked += len(chunk)
+        chunk = apply_mask(chunk, mask[shift:] + mask[:shift])
+        if opcode >= OPCODE_CLOSE:
+            self._control += chunk
+        elif self._message_opcode == OPCODE_TEXT:
+            self._parts.append(self._decode(chunk))
+        else:
+            self._parts.append(chunk)
+
+    def _decode(self, chunk, final=False):
+        """Decode UTF-8, failing at the first byte that cannot start valid text."""
+        decoder = self._decoder
+        try:
+            text = decoder.decode(chunk, final)
+        except UnicodeDecodeError as exc:
+            raise InvalidPayload('invalid UTF-8 in text message: %s' % exc.reason) from None
+        pending = decoder.getstate()[0]
+        # CPython's decoder already rejects every invalid prefix except a surrogate
+        # (ED A0..BF), which it only refuses once the third byte arrives.
+        if len(pending) > 1 and pending[0] == 0xED and pending[1] >= 0xA0:
+            raise InvalidPayload('invalid UTF-8 in text message: surrogate')
+        return text
+
+    def _end_of_frame(self, events):
+        fin, opcode, _ = self._frame
+        self._frame = None
+        if opcode >= OPCODE_CLOSE:
+            payload, self._control = bytes(self._control), bytearray()
+            self._control_frame(opcode, payload, events)
+        elif fin:
+            parts, self._parts = self._parts, []
+            if self._message_opcode == OPCODE_TEXT:
+                parts.append(self._decode(b'', final=True))
+                events.append(''.join(parts))
+            else:
+                events.append(b''.join(parts))
+            self._message_opcode = self._decoder = None
+
+    def _control_frame(self, opcode, payload, events):
+        if opcode == OPCODE_PING:
+            events.append(Ping(payload))
+            if self.state is State.OPEN:
+                self._queue_frame(OPCODE_PONG, payload)
+        elif opcode == OPCODE_PONG:
+            events.append(Pong(payload))
+        else:
+            code, reason = self._parse_close(payload)
+            if self.state is State.OPEN:
+                # Echo the code, as RFC 6455 section 5.5.1 suggests.
+                self._queue_frame(OPCODE_CLOSE, self._close_payload(
+                    1000 if code == 1005 else code, ''))
+            self.state = State.CLOSED
+            events.append(Closed(code, reason))
+
+    @staticmethod
+    def _parse_close(payload):
+        """The code and reason of a close frame (RFC 6455 section 5.5.1)."""
+        if not payload:
+            return 1005, ''
+        if len(payload) == 1:
+            raise ProtocolError('close frame with a one-byte payload')
+        (code,) = struct.unpack_from('!H', payload)
+        if not close_code_is_valid(code):
+            raise ProtocolError('invalid close code %d' % code)
+        try:
+            reason = payload[2:].decode('utf-8')
+        except UnicodeDecodeError:
+            raise InvalidPayload('close reason is not valid UTF-8') from None
+        return code, reason
+
+    def _fail(self, error, events):
+        """Fail the connection (RFC 6455 section 7.1.7): send a close, stop reading."""
+        if self.state is State.OPEN:
+            self._queue_frame(OPCODE_CLOSE, self._close_payload(error.code, ''))
+        self.state = State.CLOSED
+        self._frame = None
+        self._parts = []
+        events.append(Closed(error.code, error.reason, error))
+
+    # -- outgoing -------------------------------------------------------------------
+
+    def send_text(self, text):
+        self._send_data(OPCODE_TEXT, text.encode('utf-8'))
+
+    def send_binary(self, data):
+        self._send_data(OPCODE_BINARY, data)
+
+    def send_ping(self, data=b''):
+        self._send_data(OPCODE_PING, data)
+
+    def _send_data(self, opcode, payload):
+        if self.state is not State.OPEN:
+            raise ConnectionClosed(1006 if self.state is State.CLOSED else 1000)
+        self._queue_frame(opcode, payload)
+
+    def send_close(self, code=1000, reason=''):
+        """Start the closing handshake; does nothing once it has started."""
+        payload = self._close_payload(code, reason)
+        if self.state is State.OPEN:
+            self._queue_frame(OPCODE_CLOSE, payload)
+            self.state = State.CLOSING
+
+    @staticmethod
+    def _close_payload(code, reason):
+        if not close_code_is_valid(code):
+            raise ValueError('%r is not a close code an endpoint may send' % code)
+        payload = struct.pack('!H', code) + reason.encode('utf-8')
+        if len(payload) > 125:
+            raise ValueError('close reason longer than 123 bytes of UTF-8')
+        return payload
+
+    def _queue_frame(self, opcode, payload):
+        length = len(payload)
+        if length < 126:
+            header = struct.pack('!BB', 0x80 | opcode, length)
+        elif length < 1 << 16:
+            header = struct.pack('!BBH', 0x80 | opcode, 126, length)
+        else:
+            header = struct.pack('!BBQ', 0x80 | opcode, 127, length)
+        if length < _JOIN_BELOW:
+            self._outgoing.append(header + payload)
+        else:
+            self._outgoing += (header, payload)
+
+    def data_to_send(self):
+        """Return the buffers queued for the peer, in order, and forget them."""
+        outgoing, self._outgoing = self._outgoing, []
+        return outgoing
