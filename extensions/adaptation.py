@@ -46,6 +46,10 @@ def plain_response(start_response, status, text, headers=()):
     return [body]
 
 
+_REQUEST_TIMEOUT = (b'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n'
+                    b'Content-Length: 0\r\n\r\n')
+
+
 def _discard(data):
     """The write callable of a response that no longer has a channel to go to."""
 
@@ -137,6 +141,13 @@ class WebSocketHandler(pywsgi.WSGIHandler):
             return super().read_request(raw_requestline)
         finally:
             self.socket.settimeout(None)   # the head is in; the body has no limit
+
+    def _handle_client_error(self, ex):
+        # pywsgi's documented hook for bad requests. A head that took longer than
+        # handshake_timeout is the client's fault: 408, no traceback.
+        if isinstance(ex, TimeoutError):
+            return ('408', _REQUEST_TIMEOUT)
+        return super()._handle_client_error(ex)
 
     def get_environ(self):
         environ = super().get_environ()

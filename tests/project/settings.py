@@ -1,0 +1,47 @@
+"""The Django project the tests serve: production-like (DEBUG off, persistent DB connections)."""
+import os
+
+SECRET_KEY = 'tests-only'
+DEBUG = False
+ALLOWED_HOSTS = ['127.0.0.1', 'localhost', 'allowed-host.example']
+CSRF_TRUSTED_ORIGINS = ['https://trusted.example', 'https://*.wild.example']
+SUPERSERVER_ALLOWED_ORIGINS = ['http://allowed.example']
+
+INSTALLED_APPS = [
+    'django.contrib.auth',
+    'django.contrib.contenttypes',
+    'django.contrib.sessions',
+    'extensions',
+]
+MIDDLEWARE = [
+    'django.contrib.sessions.middleware.SessionMiddleware',
+    'django.middleware.common.CommonMiddleware',
+    'django.middleware.csrf.CsrfViewMiddleware',
+    'django.contrib.auth.middleware.AuthenticationMiddleware',
+]
+ROOT_URLCONF = 'tests.project.urls'
+TEMPLATES = [{'BACKEND': 'django.template.backends.django.DjangoTemplates', 'APP_DIRS': True,
+              'DIRS': [os.path.join(os.path.dirname(__file__), 'templates')]}]
+DATABASES = {
+    'default': {
+        'ENGINE': 'django.db.backends.sqlite3',
+        'NAME': os.environ.get('SUPERSERVER_TEST_DATABASE', ':memory:'),
+        # Persistent connections, as in production: only superserver closes a
+        # websocket view's connection when the view ends.
+        'CONN_MAX_AGE': 600,
+    }
+}
+USE_TZ = True
+DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'
+LOGIN_URL = '/accounts/login/'
+
+# Errors on the console, as a deployed project would send them to its logs.
+LOGGING = {
+    'version': 1,
+    'disable_existing_loggers': False,
+    'handlers': {'console': {'class': 'logging.StreamHandler'}},
+    'loggers': {
+        'django.request': {'handlers': ['console'], 'level': 'ERROR'},
+        'superserver': {'handlers': ['console'], 'level': 'INFO'},
+    },
+}

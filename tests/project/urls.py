@@ -1,0 +1,18 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path('', views.plain, name='plain'),
+    path('accounts/login/', auth_views.LoginView.as_view()),
+    path('db/', views.database_connections),
+    path('ws/echo/', views.echo),
+    path('ws/small/', views.small_echo),
+    path('ws/whoami/', views.whoami),
+    path('ws/boom/', views.boom),
+    path('ws/returns/', views.returns),
+    path('ws/subprotocol/', views.subprotocol),
+    path('ws/senders/', views.two_senders),
+    path('ws/db/', views.uses_database),
+]

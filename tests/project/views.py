@@ -1,0 +1,84 @@
+import gevent
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.db import connections
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from extensions.decorators import require_websocket
+
+#: The database connection of every websocket view that used one, kept to check it closed.
+WEBSOCKET_CONNECTIONS = []
+
+
+@csrf_exempt
+def plain(request):
+    return JsonResponse({
+        'method': request.method,
+        'body': request.body.decode(),
+        'websocket': 'wsgi.websocket' in request.environ,
+        'server': type(request.environ.get('wsgi.server')).__name__,
+    })
+
+
+def database_connections(request):
+    return JsonResponse({'open': sum(c.connection is not None for c in WEBSOCKET_CONNECTIONS)})
+
+
+@require_websocket
+def echo(request):
+    websocket = request.environ['wsgi.websocket']
+    for message in websocket:
+        websocket.send(message)
+
+
+@require_websocket(max_message_size=1000)
+def small_echo(request):
+    echo.__wrapped__(request)
+
+
+@login_required
+@require_websocket
+def whoami(request):
+    request.environ['wsgi.websocket'].send(request.user.get_username())
+
+
+@require_websocket
+def boom(request):
+    request.environ['wsgi.websocket'].receive()
+    raise RuntimeError('boom in a websocket view')
+
+
+@require_websocket
+def returns(request):
+    request.environ['wsgi.websocket'].send('bye')
+
+
+@require_websocket
+def subprotocol(request):
+    websocket = request.environ['wsgi.websocket']
+    websocket.accept(websocket.subprotocols[-1] if websocket.subprotocols else None)
+    websocket.send(websocket.subprotocol or '')
+    websocket.receive()
+
+
+@require_websocket
+def two_senders(request):
+    """Two greenlets send at once; the client checks every frame arrives whole."""
+    websocket = request.environ['wsgi.websocket']
+    count, size = int(request.GET['count']), int(request.GET['size'])
+
+    def send_all(name):
+        for i in range(count):
+            websocket.send('%s:%d:' % (name, i) + name * size)
+
+    gevent.joinall([gevent.spawn(send_all, 'a'), gevent.spawn(send_all, 'b')], raise_error=True)
+    websocket.receive()
+
+
+@require_websocket
+def uses_database(request):
+    websocket = request.environ['wsgi.websocket']
+    websocket.send(str(User.objects.count()))
+    WEBSOCKET_CONNECTIONS.append(connections['default'])
+    websocket.receive()

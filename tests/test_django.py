@@ -1,0 +1,219 @@
+"""Django views serving websockets through ``manage.py superserver``, as users run it."""
+import base64
+import json
+import os
+import threading
+import time
+
+import pytest
+import requests
+import websocket
+from websocket import ABNF
+
+from .frames import CLOSE, close_payload
+
+
+def connect(server, path, **options):
+    return websocket.create_connection(server.ws_url + path, timeout=30, **options)
+
+
+def refused_handshake(server, path, origin=None):
+    """The plain HTTP response to a valid handshake that the server does not accept."""
+    headers = {'Upgrade': 'websocket', 'Connection': 'Upgrade', 'Sec-WebSocket-Version': '13',
+               'Sec-WebSocket-Key': base64.b64encode(os.urandom(16)).decode()}
+    if origin is not None:
+        headers['Origin'] = origin
+    response = requests.get(server.url + path, headers=headers, allow_redirects=False,
+                            timeout=10)
+    assert response.status_code != 101
+    return response
+
+
+def close_frame(ws):
+    """Read up to the server's close frame (websocket-client answers it); its code."""
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == CLOSE:
+            ws.shutdown()
+            return int.from_bytes(data[:2], 'big')
+
+
+def test_echo_text_binary_and_200kb(django_server):
+    ws = connect(django_server, '/ws/echo/')
+    ws.send('hello')
+    assert ws.recv() == 'hello'
+    ws.send_binary(b'\x00\xffbinary')
+    assert ws.recv() == b'\x00\xffbinary'
+    big = 'é' * 100_000   # 200 KB of UTF-8
+    ws.send(big)
+    assert ws.recv() == big
+    ws.close()
+
+
+def test_fragmented_message_is_assembled(django_server):
+    ws = connect(django_server, '/ws/echo/')
+    ws.send_frame(ABNF.create_frame('frag', ABNF.OPCODE_TEXT, fin=0))
+    ws.ping('in between')
+    ws.send_frame(ABNF.create_frame('men', ABNF.OPCODE_CONT, fin=0))
+    ws.send_frame(ABNF.create_frame('ted', ABNF.OPCODE_CONT, fin=1))
+    assert ws.recv_data(control_frame=True) == (ABNF.OPCODE_PONG, b'in between')
+    assert ws.recv() == 'fragmented'
+    ws.close()
+
+
+def test_unknown_url_gets_404_not_a_socket(django_server):
+    assert refused_handshake(django_server, '/ws/nowhere/').status_code == 404
+
+
+def test_login_required_redirects_anonymous_clients(django_server):
+    response = refused_handshake(django_server, '/ws/whoami/')
+    assert response.status_code == 302
+    assert response.headers['Location'] == '/accounts/login/?next=/ws/whoami/'
+
+
+def test_logged_in_session_reaches_the_websocket_view(django_server):
+    session = requests.Session()
+    login = django_server.url + '/accounts/login/'
+    session.get(login, timeout=10)
+    response = session.post(login, timeout=10, allow_redirects=False, data={
+        'username': 'alice', 'password': 'wonderland',
+        'csrfmiddlewaretoken': session.cookies['csrftoken']})
+    assert response.status_code == 302
+    cookie = '; '.join('%s=%s' % item for item in session.cookies.items())
+    ws = connect(django_server, '/ws/whoami/', cookie=cookie)
+    assert ws.recv() == 'alice'
+    assert close_frame(ws) == 1000   # the view returned
+
+
+def test_exception_closes_1011_and_logs_the_traceback(django_server):
+    start = len(django_server.lines)
+    ws = connect(django_server, '/ws/boom/')
+    ws.send('go')
+    assert close_frame(ws) == 1011
+    django_server.wait_for('RuntimeError: boom in a websocket view', start=start)
+
+
+def test_return_closes_1000(django_server):
+    ws = connect(django_server, '/ws/returns/')
+    assert ws.recv() == 'bye'
+    assert close_frame(ws) == 1000
+
+
+def test_subprotocol_choice(django_server):
+    ws = connect(django_server, '/ws/subprotocol/', subprotocols=['chat', 'superchat'])
+    assert ws.getsubprotocol() == 'superchat'
+    assert ws.recv() == 'superchat'
+    ws.close()
+
+
+def test_oversize_closes_1009_and_others_are_still_served(django_server):
+    bystander = connect(django_server, '/ws/echo/')
+    ws = connect(django_server, '/ws/small/')   # max_message_size=1000 for this view
+    ws.send('x' * 1000)
+    assert ws.recv() == 'x' * 1000
+    ws.send('x' * 1001)
+    assert close_frame(ws) == 1009
+    default = connect(django_server, '/ws/echo/')   # the default limit is 1 MiB
+    default.send_binary(b'x' * (2**20 + 1))
+    assert close_frame(default) == 1009
+    bystander.send('still here')
+    assert bystander.recv() == 'still here'
+    bystander.close()
+
+
+def test_two_greenlets_sending_never_interleave(django_server):
+    count, size = 1000, 5000
+    ws = connect(django_server, '/ws/senders/?count=%d&size=%d' % (count, size))
+    time.sleep(0.5)   # let the server fill the socket buffers, so writes are partial
+    expected = {'a': 0, 'b': 0}
+    for _ in range(2 * count):
+        name, index, filler = ws.recv().split(':')
+        assert int(index) == expected[name]
+        assert filler == name * size
+        expected[name] += 1
+    assert expected == {'a': count, 'b': count}
+    ws.close()
+
+
+def test_plain_http_views_are_unaffected(django_server):
+    session = requests.Session()   # keep-alive: several requests on one connection
+    for method in ('get', 'post', 'get'):
+        response = getattr(session, method)(django_server.url + '/', data='payload',
+                                            timeout=10)
+        assert response.status_code == 200
+        assert response.json() == {'method': method.upper(), 'body': 'payload',
+                                   'websocket': False, 'server': 'WebSocketServer'}
+    assert requests.head(django_server.url + '/', timeout=10).status_code == 200
+
+
+def test_plain_get_of_a_websocket_view_is_426(django_server):
+    response = requests.get(django_server.url + '/ws/echo/', timeout=10)
+    assert response.status_code == 426
+    assert response.headers['Upgrade'] == 'websocket'
+
+
+def test_database_connection_is_closed_when_the_view_ends(django_server):
+    def open_connections():
+        return requests.get(django_server.url + '/db/', timeout=10).json()['open']
+
+    ws = connect(django_server, '/ws/db/')
+    assert ws.recv() == '1'          # the view queried the database
+    assert open_connections() == 1   # CONN_MAX_AGE would keep it open...
+    ws.close()
+    deadline = time.monotonic() + 10
+    while open_connections() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_connections() == 0   # ...but the view ended, so superserver closed it
+
+
+@pytest.mark.parametrize('origin, allowed', [
+    ('http://evil.example', False),
+    ('null', False),
+    ('http://allowed.example', True),          # SUPERSERVER_ALLOWED_ORIGINS
+    ('https://trusted.example', True),         # CSRF_TRUSTED_ORIGINS
+    ('https://sub.wild.example', True),        # CSRF_TRUSTED_ORIGINS wildcard
+    ('http://allowed-host.example', True),     # ALLOWED_HOSTS
+    (None, True),                              # no Origin: not a browser
+])
+def test_origin_policy(django_server, origin, allowed):
+    if not allowed:
+        assert refused_handshake(django_server, '/ws/echo/', origin).status_code == 403
+        return
+    options = {'suppress_origin': True} if origin is None else {'origin': origin}
+    ws = connect(django_server, '/ws/echo/', **options)
+    ws.send('ok')
+    assert ws.recv() == 'ok'
+    ws.close()
+
+
+def test_foreign_origin_rejection_is_logged(django_server):
+    start = len(django_server.lines)
+    refused_handshake(django_server, '/ws/echo/', origin='http://hijack.example')
+    django_server.wait_for(r'refused with 403: origin http://hijack.example', start=start)
+
+
+def test_200_concurrent_clients(django_server):
+    clients, messages = 200, 5
+    barrier = threading.Barrier(clients, timeout=60)
+    failures = []
+
+    def client(n):
+        try:
+            ws = connect(django_server, '/ws/echo/')
+            barrier.wait()   # all 200 are connected at the same time
+            for i in range(messages):
+                text = json.dumps([n, i])
+                ws.send(text)
+                assert ws.recv() == text
+            ws.close()
+        except Exception as error:   # reported below, with the client's number
+            failures.append((n, repr(error)))
+            barrier.abort()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert failures == []
+    assert not any(thread.is_alive() for thread in threads)

@@ -1,0 +1,208 @@
+"""WebSocketServer with plain WSGI applications: the core, without Django."""
+import http.client
+import logging
+import socket
+import time
+
+import gevent
+import pytest
+import websocket
+
+from extensions.adaptation import TRANSPORT_KEY
+from extensions.config import WebSocketConfig
+from extensions.exceptions import ConnectionClosed
+
+from .conftest import ThreadedServer
+from .frames import CLOSE, PING, TEXT, client_frame, close_payload, read_frame
+
+#: What the views saw, for the tests to check: path -> value.
+seen = {}
+
+
+def application(environ, start_response):
+    ws = environ.get('wsgi.websocket')
+    path = environ['PATH_INFO']
+    if ws is None:
+        sock = environ[TRANSPORT_KEY].socket
+        nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        body = ('plain server=%s nodelay=%d' % (type(environ['wsgi.server']).__name__,
+                                                 bool(nodelay))).encode()
+        start_response('200 OK', [('Content-Type', 'text/plain'),
+                                  ('Content-Length', str(len(body)))])
+        return [body]
+    if path == '/echo':
+        for message in ws:
+            ws.send(message)
+        seen[path] = (ws.close_code, ws.close_reason)
+    elif path == '/decline':
+        ws.close()
+    elif path == '/boom':
+        ws.receive()
+        raise RuntimeError('boom')
+    elif path == '/timeout':
+        try:
+            ws.receive(timeout=0.1)
+        except TimeoutError:
+            ws.send('timed out')
+        ws.receive()
+    elif path == '/late-send':
+        ws.receive()   # None: the client closed
+        try:
+            ws.send('too late')
+        except ConnectionClosed as error:
+            seen[path] = error.code
+    elif path == '/slow-reader':
+        gevent.sleep(0.5)   # the client sends meanwhile; reading pauses at max_queue
+        ws.send(str(sum(1 for _ in iter(ws.receive, 'done'))))
+    start_response('200 OK', [])
+    return [b'never sent once accepted']
+
+
+@pytest.fixture(scope='module')
+def server():
+    server = ThreadedServer(application, websocket_config=WebSocketConfig(
+        max_queue=4, ping_interval=0.3, ping_timeout=0.3, handshake_timeout=0.5))
+    yield server
+    server.stop()
+
+
+def http_get(server, path, headers=None):
+    connection = http.client.HTTPConnection('127.0.0.1', server.port, timeout=10)
+    connection.request('GET', path, headers=headers or {})
+    response = connection.getresponse()
+    return response.status, dict(response.getheaders()), response.read()
+
+
+def handshake_headers(**extra):
+    headers = {'Upgrade': 'websocket', 'Connection': 'Upgrade',
+               'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version': '13'}
+    headers.update(extra)
+    return headers
+
+
+def test_plain_requests_see_the_server_and_no_websocket(server):
+    status, _, body = http_get(server, '/')
+    assert (status, body) == (200, b'plain server=WebSocketServer nodelay=1')
+
+
+@pytest.mark.parametrize('headers, status', [
+    (handshake_headers(**{'Sec-WebSocket-Key': 'short'}), 400),
+    (handshake_headers(Connection='keep-alive'), 400),
+    (handshake_headers(**{'Sec-WebSocket-Version': '8'}), 426),
+    (handshake_headers(Origin='http://evil.example'), 403),
+])
+def test_bad_handshakes_get_their_status(server, headers, status):
+    got, response_headers, body = http_get(server, '/echo', headers)
+    assert got == status, body
+    if status == 426:
+        assert response_headers['Sec-WebSocket-Version'] == '13'
+
+
+def test_same_origin_and_no_origin_are_allowed(server):
+    for options in ({'origin': 'http://127.0.0.1:%d' % server.port}, {'suppress_origin': True}):
+        ws = websocket.create_connection(server.url + '/echo', **options)
+        ws.send('hi')
+        assert ws.recv() == 'hi'
+        ws.close()
+
+
+def test_echo_and_the_peers_close_code(server):
+    ws = websocket.create_connection(server.url + '/echo')
+    ws.send('text')
+    assert ws.recv() == 'text'
+    ws.send_binary(b'\x00\x01')
+    assert ws.recv() == b'\x00\x01'
+    ws.close(status=4000, reason=b'done')
+    deadline = time.monotonic() + 5
+    while '/echo' not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen['/echo'] == (4000, 'done')
+
+
+def test_closing_before_accepting_declines_with_403(server):
+    status, _, body = http_get(server, '/decline', handshake_headers())
+    assert (status, body) == (403, b'websocket declined by the view\n')
+
+
+def test_exception_closes_1011_and_is_logged(server, caplog):
+    ws = websocket.create_connection(server.url + '/boom')
+    with caplog.at_level(logging.ERROR, logger='superserver.server'):
+        ws.send('go')
+        opcode, data = ws.recv_data(control_frame=True)
+    assert (opcode, data[:2]) == (CLOSE, close_payload(1011))
+    assert any('websocket view /boom raised' in r.getMessage() and r.exc_info
+               for r in caplog.records)
+
+
+def test_pings_are_answered(server):
+    ws = websocket.create_connection(server.url + '/echo')
+    ws.ping('are you there')
+    assert ws.recv_data(control_frame=True) == (0xA, b'are you there')
+    ws.close()
+
+
+def test_receive_timeout(server):
+    ws = websocket.create_connection(server.url + '/timeout')
+    assert ws.recv() == 'timed out'
+    ws.close()
+
+
+def test_send_after_the_peer_closed_raises(server):
+    ws = websocket.create_connection(server.url + '/late-send')
+    ws.close(status=1001)
+    deadline = time.monotonic() + 5
+    while '/late-send' not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen['/late-send'] == 1001
+
+
+def test_full_queue_pauses_reading_and_loses_nothing(server):
+    ws = websocket.create_connection(server.url + '/slow-reader')
+    for i in range(50):   # max_queue is 4: the rest waits in TCP buffers
+        ws.send('x' * 10_000)
+    ws.send('done')
+    assert ws.recv() == '50'
+    ws.close()
+
+
+def test_dead_peer_is_dropped_by_keepalive(server):
+    ws = websocket.create_connection(server.url + '/echo')
+    time.sleep(1)   # never read, so never answer the server's pings
+    frames = []
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        frames.append((opcode, data))
+        if opcode == CLOSE:
+            break
+    assert frames[0][0] == PING
+    assert frames[-1] == (CLOSE, close_payload(1011, b'keepalive ping timeout'))
+
+
+@pytest.mark.parametrize('sent, answer', [
+    (b'', b''),                                   # an idle connection is just closed
+    (b'GET / HTTP/1.1\r\n', b'HTTP/1.1 408 '),    # a head cut short gets 408
+])
+def test_slow_request_head_is_cut_off(server, sent, answer):
+    sock = socket.create_connection(('127.0.0.1', server.port))
+    sock.sendall(sent)   # ...and nothing more
+    sock.settimeout(5)
+    started = time.monotonic()
+    data = b''
+    while chunk := sock.recv(100):
+        data += chunk
+    assert data.startswith(answer) and (answer or not data)
+    assert time.monotonic() - started < 3
+    sock.close()
+
+
+def test_close_frame_survives_data_sent_after_it(server):
+    # The client sends a bad frame and more data behind it. The server's close frame
+    # must still arrive: it half-closes and reads on instead of resetting the connection.
+    ws = websocket.create_connection(server.url + '/echo')
+    sock = ws.sock
+    sock.sendall(client_frame(TEXT, 'x', rsv=2) + client_frame(TEXT, 'y' * 100_000) * 20)
+    data = b''
+    sock.settimeout(5)
+    while chunk := sock.recv(65536):
+        data += chunk
+    assert read_frame(data)[:2] == (CLOSE, close_payload(1002))
