@@ -2,7 +2,7 @@
 import os
 
 SECRET_KEY = 'tests-only'
-DEBUG = False
+DEBUG = os.environ.get('SUPERSERVER_TEST_DEBUG') == '1'
 ALLOWED_HOSTS = ['127.0.0.1', 'localhost', 'allowed-host.example']
 CSRF_TRUSTED_ORIGINS = ['https://trusted.example', 'https://*.wild.example']
 SUPERSERVER_ALLOWED_ORIGINS = ['http://allowed.example']

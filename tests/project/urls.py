@@ -7,6 +7,7 @@ urlpatterns = [
     path('', views.plain, name='plain'),
     path('accounts/login/', auth_views.LoginView.as_view()),
     path('db/', views.database_connections),
+    path('boom/', views.plain_boom),
     path('ws/echo/', views.echo),
     path('ws/small/', views.small_echo),
     path('ws/whoami/', views.whoami),

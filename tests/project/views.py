@@ -21,6 +21,11 @@ def plain(request):
     })
 
 
+def plain_boom(request):
+    secret_local = 'visible in the debugger'  # noqa: F841
+    raise ZeroDivisionError('boom in a plain view')
+
+
 def database_connections(request):
     return JsonResponse({'open': sum(c.connection is not None for c in WEBSOCKET_CONNECTIONS)})
 
