@@ -157,7 +157,10 @@ class WebSocketHandler(pywsgi.WSGIHandler):
     def run_application(self):
         super().run_application()
         if self.code == 101:
-            self.close_connection = True   # the connection was the websocket's
+            # The connection became the websocket's, whose reader closes it once the
+            # closing handshake is over. Let go of it: no more HTTP on it, no close here.
+            self.close_connection = True
+            self.socket = None
 
 
 class WebSocketServer(pywsgi.WSGIServer):

@@ -11,7 +11,8 @@ class WebSocketConfig:
     #: Largest message accepted, in bytes; a larger one closes with 1009. None: no limit.
     max_message_size: int | None = 1 << 20
     #: Messages received but not yet read by the view. When full, reading pauses and
-    #: TCP pushes back on the client.
+    #: TCP pushes back on the client (pongs wait too: a view that stops reading for
+    #: longer than the keepalive allows sees its peer dropped).
     max_queue: int = 64
     #: Seconds between keepalive pings, and to wait for the pong before dropping a
     #: dead peer (close 1011). None: no keepalive.

@@ -56,7 +56,7 @@ class WebSocket:
         self._messages = Queue()
         self._room = Event()       # set when the view made room in the queue
         self._pong = Event()
-        self._done = Event()       # set once the TCP connection is finished with
+        self._ended = Event()      # set once reading is over: close frames exchanged, or lost
         self._eof = False          # receive() returns None from now on
         self._reader = None
 
@@ -130,28 +130,17 @@ class WebSocket:
 
         Raises ``ConnectionClosed`` once the connection is closing or closed.
         """
-        self.accept()
         if isinstance(message, str):
-            send = self._protocol.send_text
+            self._transmit(self._protocol.send_text, message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
-            send = self._protocol.send_binary
+            self._transmit(self._protocol.send_binary, message)
         else:
             raise TypeError('websocket messages are str or bytes, not %s'
                             % type(message).__name__)
-        self._check_open()
-        send(message)
-        try:
-            self._flush()
-        except OSError:
-            self._drop()
-            raise ConnectionClosed(1006, 'connection lost') from None
 
     def ping(self, data=b''):
         """Send a ping; the reader notes the pong."""
-        self.accept()
-        self._check_open()
-        self._protocol.send_ping(data)
-        self._flush()
+        self._transmit(self._protocol.send_ping, data)
 
     def close(self, code=1000, reason=''):
         """Close with ``code`` and ``reason`` and wait (``close_timeout``) for the peer.
@@ -169,11 +158,10 @@ class WebSocket:
             self._flush()
         except OSError:
             self._drop()
-        if not self._done.wait(self.config.close_timeout):
+        if not self._ended.wait(self.config.close_timeout):
             logger.info('%s: no closing handshake from the peer within %s s',
                         self, self.config.close_timeout)
             self._drop()
-        self._done.wait()
 
     # -- the reader greenlet -------------------------------------------------------------
 
@@ -216,9 +204,11 @@ class WebSocket:
         if closed is not None and closed.error is not None:
             logger.info('%s: failed with %d: %s', self, closed.code, closed.reason)
         self._messages.put(_END)
+        self._ended.set()
+        # The socket is ours since the 101 (the handler let go of it). RFC 6455 section
+        # 7.1.1: the server closes TCP first. Half-close, then read on until the peer
+        # closes too, so no RST can destroy our close frame on its way.
         try:
-            # RFC 6455 section 7.1.1: the server closes TCP first. Half-close, then
-            # read on until the peer closes too, so no RST can destroy our close frame.
             self._socket.shutdown(socket.SHUT_WR)
             with gevent.Timeout(self.config.close_timeout, False):
                 while self._rfile.read1(READ_SIZE):
@@ -227,9 +217,19 @@ class WebSocket:
             pass
         finally:
             self._socket.close()
-            self._done.set()
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _transmit(self, queue, payload):
+        """Queue a frame with ``queue(payload)`` and send it, or raise ConnectionClosed."""
+        self.accept()
+        self._check_open()
+        queue(payload)
+        try:
+            self._flush()
+        except OSError:
+            self._drop()
+            raise ConnectionClosed(1006, 'connection lost') from None
 
     def _flush(self):
         with self._send_lock:
@@ -249,7 +249,7 @@ class WebSocket:
         self._socket.close()
 
     def _open(self):
-        return self._protocol.state is State.OPEN and not self._done.is_set()
+        return self._protocol.state is State.OPEN and not self._ended.is_set()
 
     def _check_open(self):
         if not self._open():
@@ -257,7 +257,7 @@ class WebSocket:
 
     def _keepalive_loop(self):
         interval, timeout = self.config.ping_interval, self.config.ping_timeout
-        while not self._done.wait(interval):
+        while not self._ended.wait(interval):
             if not self._open():
                 return
             self._pong.clear()
@@ -265,7 +265,7 @@ class WebSocket:
                 self.ping(os.urandom(4))
             except (ConnectionClosed, OSError):
                 return
-            if timeout and not self._pong.wait(timeout) and not self._done.is_set():
+            if timeout and not self._pong.wait(timeout) and not self._ended.is_set():
                 logger.info('%s: no pong within %s s, dropping the peer', self, timeout)
                 self.close_code, self.close_reason = 1011, 'keepalive ping timeout'
                 self._protocol.send_close(1011, 'keepalive ping timeout')

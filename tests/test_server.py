@@ -51,6 +51,10 @@ def application(environ, start_response):
             ws.send('too late')
         except ConnectionClosed as error:
             seen[path] = error.code
+    elif path == '/close-now':
+        ws.accept()
+        ws.close(4001, 'server says bye')
+        seen[path] = (ws.close_code, ws.close_reason)
     elif path == '/slow-reader':
         gevent.sleep(0.5)   # the client sends meanwhile; reading pauses at max_queue
         ws.send(str(sum(1 for _ in iter(ws.receive, 'done'))))
@@ -206,3 +210,15 @@ def test_close_frame_survives_data_sent_after_it(server):
     while chunk := sock.recv(65536):
         data += chunk
     assert read_frame(data)[:2] == (CLOSE, close_payload(1002))
+
+
+def test_close_returns_when_the_peer_answers_not_when_tcp_ends(server):
+    ws = websocket.create_connection(server.url + '/close-now')
+    assert ws.recv_data(control_frame=True) == (CLOSE, close_payload(4001, b'server says bye'))
+    # websocket-client has answered the close frame but keeps its TCP socket open. The
+    # view's close() must return now, not after close_timeout (5 s).
+    deadline = time.monotonic() + 3
+    while '/close-now' not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen['/close-now'] == (1000, '')   # websocket-client answers 1000
+    ws.shutdown()
