@@ -93,6 +93,15 @@ def test_exception_closes_1011_and_logs_the_traceback(django_server):
     django_server.wait_for('RuntimeError: boom in a websocket view', start=start)
 
 
+def test_client_leaving_mid_send_is_not_a_server_error(django_server):
+    start = len(django_server.lines)
+    ws = connect(django_server, '/ws/send-after-close/')
+    ws.close()
+    django_server.wait_for(r'"GET /ws/send-after-close/ HTTP/1.1" 101', start=start)
+    assert 'ConnectionClosed' not in '\n'.join(django_server.lines[start:])
+    assert 'Internal Server Error' not in '\n'.join(django_server.lines[start:])
+
+
 def test_return_closes_1000(django_server):
     ws = connect(django_server, '/ws/returns/')
     assert ws.recv() == 'bye'

@@ -16,4 +16,5 @@ urlpatterns = [
     path('ws/subprotocol/', views.subprotocol),
     path('ws/senders/', views.two_senders),
     path('ws/db/', views.uses_database),
+    path('ws/send-after-close/', views.send_after_close),
 ]

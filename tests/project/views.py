@@ -87,3 +87,11 @@ def uses_database(request):
     websocket.send(str(User.objects.count()))
     WEBSOCKET_CONNECTIONS.append(connections['default'])
     websocket.receive()
+
+
+@require_websocket
+def send_after_close(request):
+    """Sends after the client left: ConnectionClosed escapes, as in a careless echo loop."""
+    websocket = request.environ['wsgi.websocket']
+    websocket.receive()   # None: the client closed
+    websocket.send('nobody listens')
