@@ -5,6 +5,10 @@
 an outgoing buffer that the I/O front-end (``extensions.websocket``) writes out. All
 the rules of the protocol live here, so they are unit-tested by feeding bytes.
 
+When the peer closes, or breaks the protocol, reading ends at once but our close
+frame waits for ``send_close``: the application may first answer the messages that
+came before (RFC 6455 section 7.1.7 fails the connection; it does not unsend them).
+
 Why not ws4py's ``Stream``: it validates UTF-8 only once a whole frame has arrived
 (Autobahn 6.4.3 asks for fail-fast inside a frame), buffers any frame whole however
 large (no 1009), unmasks one byte at a time in Python and grows its buffers by
@@ -39,9 +43,11 @@ _JOIN_BELOW = 16 * 1024
 
 
 class State(enum.Enum):
-    OPEN = 'open'          # messages flow both ways
-    CLOSING = 'closing'    # we sent a close frame and wait for the peer's
-    CLOSED = 'closed'      # both close frames exchanged, or the connection failed
+    OPEN = 'open'            # messages flow both ways
+    CLOSING = 'closing'      # we sent a close frame and wait for the peer's
+    CLOSE_DUE = 'close due'  # the peer closed or failed: nothing more is read, and our
+                             # close frame (send_close) is due after any last answers
+    CLOSED = 'closed'        # both close frames exchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +82,14 @@ class ServerConnection:
 
     ``receive_data(data)`` returns a list of events: ``str`` (a text message),
     ``bytes`` (a binary message), ``Ping``, ``Pong`` and, last, ``Closed``. Pings are
-    answered and close frames echoed here; ``data_to_send()`` hands over the frames
-    queued by these answers and by the ``send_*`` methods.
+    answered here; ``data_to_send()`` hands over the frames queued by these answers
+    and by the ``send_*`` methods.
     """
 
     def __init__(self, max_message_size=1 << 20):
         self.max_message_size = max_message_size
         self.state = State.OPEN
+        self._due_code = None       # the close code to answer with in CLOSE_DUE
         self._outgoing = []
         self._buffer = bytearray()
         self._frame = None          # header of the frame being read, once complete
@@ -98,13 +105,13 @@ class ServerConnection:
 
     def receive_data(self, data):
         """Parse ``data`` and return the events it completes, in order."""
-        if self.state is State.CLOSED:
+        if self.state in (State.CLOSE_DUE, State.CLOSED):
             return []
         events = []
         self._buffer += data
         offset = 0
         try:
-            while self.state is not State.CLOSED:
+            while self.state in (State.OPEN, State.CLOSING):
                 if self._frame is None:
                     offset = self._read_header(offset)
                     if self._frame is None:
@@ -118,7 +125,7 @@ class ServerConnection:
                 self._end_of_frame(events)
         except ProtocolError as error:
             self._fail(error, events)
-        if self.state is State.CLOSED:
+        if self.state in (State.CLOSE_DUE, State.CLOSED):
             self._buffer = bytearray()   # nothing after the end is read (RFC 6455 5.5.1)
         else:
             del self._buffer[:offset]
@@ -229,11 +236,8 @@ class ServerConnection:
             events.append(Pong(payload))
         else:
             code, reason = self._parse_close(payload)
-            if self.state is State.OPEN:
-                # Echo the code, as RFC 6455 section 5.5.1 suggests.
-                self._queue_frame(OPCODE_CLOSE, self._close_payload(
-                    1000 if code == 1005 else code, ''))
-            self.state = State.CLOSED
+            # The answer echoes the code, as RFC 6455 section 5.5.1 suggests.
+            self._end_reading(1000 if code == 1005 else code)
             events.append(Closed(code, reason))
 
     @staticmethod
@@ -253,13 +257,17 @@ class ServerConnection:
         return code, reason
 
     def _fail(self, error, events):
-        """Fail the connection (RFC 6455 section 7.1.7): send a close, stop reading."""
-        if self.state is State.OPEN:
-            self._queue_frame(OPCODE_CLOSE, self._close_payload(error.code, ''))
-        self.state = State.CLOSED
+        """Fail the connection (RFC 6455 section 7.1.7): stop reading, close with the code."""
+        self._end_reading(error.code)
         self._frame = None
         self._parts = []
         events.append(Closed(error.code, error.reason, error))
+
+    def _end_reading(self, answer_code):
+        if self.state is State.OPEN:
+            self.state, self._due_code = State.CLOSE_DUE, answer_code
+        else:   # CLOSING: our close frame is out already
+            self.state = State.CLOSED
 
     # -- outgoing -------------------------------------------------------------------
 
@@ -273,16 +281,20 @@ class ServerConnection:
         self._send_data(OPCODE_PING, data)
 
     def _send_data(self, opcode, payload):
-        if self.state is not State.OPEN:
-            raise ConnectionClosed(1006 if self.state is State.CLOSED else 1000)
+        if self.state not in (State.OPEN, State.CLOSE_DUE):
+            raise ConnectionClosed(1000 if self.state is State.CLOSING else 1006)
         self._queue_frame(opcode, payload)
 
     def send_close(self, code=1000, reason=''):
-        """Start the closing handshake; does nothing once it has started."""
+        """Send our close frame: ``code`` starts the closing handshake; once the peer
+        closed or failed (CLOSE_DUE), the due answer goes instead. Then nothing more."""
         payload = self._close_payload(code, reason)
         if self.state is State.OPEN:
             self._queue_frame(OPCODE_CLOSE, payload)
             self.state = State.CLOSING
+        elif self.state is State.CLOSE_DUE:
+            self._queue_frame(OPCODE_CLOSE, self._close_payload(self._due_code, ''))
+            self.state = State.CLOSED
 
     @staticmethod
     def _close_payload(code, reason):

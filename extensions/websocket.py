@@ -5,7 +5,8 @@ A blocking, greenlet-friendly front-end over ``protocol.ServerConnection``:
 - the handshake is deferred: nothing is answered until the view accepts, explicitly
   with ``accept()`` or implicitly on its first ``receive``/``send``/iteration;
 - a reader greenlet keeps reading once accepted, so pings are answered, fragments
-  assembled and close frames handled whatever the view is doing;
+  assembled and close frames handled whatever the view is doing; a close (or a
+  protocol violation) is answered once the view has handled the messages before it;
 - ``send`` takes a lock around each frame, so greenlets may send at once safely;
 - keepalive pings drop peers that stopped answering.
 
@@ -56,8 +57,11 @@ class WebSocket:
         self._messages = Queue()
         self._room = Event()       # set when the view made room in the queue
         self._pong = Event()
-        self._ended = Event()      # set once reading is over: close frames exchanged, or lost
+        self._ended = Event()      # set once reading is over: the peer closed, failed or left
+        self._caught_up = Event()  # set once the view handled every message it was given
+        self._handling = False     # the view holds a message it has not finished with
         self._eof = False          # receive() returns None from now on
+        self._lost = False         # the TCP connection is gone
         self._reader = None
 
     def __repr__(self):
@@ -80,7 +84,7 @@ class WebSocket:
     @property
     def closed(self):
         """True once the closing handshake started, from either side."""
-        return self._eof or not self._open()
+        return self._eof or self._lost or self._protocol.state is not State.OPEN
 
     # -- the view's API ----------------------------------------------------------------
 
@@ -108,6 +112,7 @@ class WebSocket:
         Raises ``TimeoutError`` if no message comes within ``timeout`` seconds.
         """
         self.accept()
+        self._handling = False
         if self._eof:
             return None
         try:
@@ -116,7 +121,9 @@ class WebSocket:
             raise TimeoutError('no websocket message within %s s' % timeout) from None
         if message is _END:
             self._eof = True
+            self._caught_up.set()
             return None
+        self._handling = True
         self._room.set()
         return message
 
@@ -146,7 +153,9 @@ class WebSocket:
         """Close with ``code`` and ``reason`` and wait (``close_timeout``) for the peer.
 
         Before the handshake was accepted, this declines it instead: the client gets
-        403 Forbidden. Unread messages are discarded. Calling it again does nothing.
+        403 Forbidden. Once the peer closed or broke the protocol, the due answer (its
+        code echoed, or the violation's) goes instead of ``code``. Unread messages are
+        discarded. Calling it again does nothing.
         """
         if not self.accepted:
             self.declined = self._eof = True
@@ -154,6 +163,7 @@ class WebSocket:
         self._protocol.send_close(code, reason)  # ValueError for a code one may not send
         self._eof = True
         self._room.set()
+        self._caught_up.set()
         try:
             self._flush()
         except OSError:
@@ -196,6 +206,8 @@ class WebSocket:
             self._messages.put(message)
 
     def _finish(self, closed):
+        if closed is None:
+            self._lost = True   # dropped without a close frame: nothing more to say
         if self.close_code is None:
             if closed is None:
                 self.close_code, self.close_reason = 1006, ''
@@ -205,6 +217,13 @@ class WebSocket:
             logger.info('%s: failed with %d: %s', self, closed.code, closed.reason)
         self._messages.put(_END)
         self._ended.set()
+        if closed is not None:
+            # Answer once the view has handled the messages that came before the close
+            # (an echo must not be cut off), but no later than close_timeout.
+            if self._handling or self._messages.qsize() > 1:
+                self._caught_up.wait(self.config.close_timeout)
+            self._protocol.send_close()   # the due answer, unless the view sent it
+            self._flush_quietly()
         # The socket is ours since the 101 (the handler let go of it). RFC 6455 section
         # 7.1.1: the server closes TCP first. Half-close, then read on until the peer
         # closes too, so no RST can destroy our close frame on its way.
@@ -216,6 +235,7 @@ class WebSocket:
         except OSError:
             pass
         finally:
+            self._lost = True
             self._socket.close()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -244,12 +264,14 @@ class WebSocket:
 
     def _drop(self):
         """Give up on the connection: the reader ends and records 1006."""
-        self._eof = True
+        self._eof = self._lost = True
         self._room.set()
+        self._caught_up.set()
         self._socket.close()
 
     def _open(self):
-        return self._protocol.state is State.OPEN and not self._ended.is_set()
+        """May the view still send? Also after the peer's close, until we answer it."""
+        return self._protocol.state in (State.OPEN, State.CLOSE_DUE) and not self._lost
 
     def _check_open(self):
         if not self._open():
@@ -258,7 +280,7 @@ class WebSocket:
     def _keepalive_loop(self):
         interval, timeout = self.config.ping_interval, self.config.ping_timeout
         while not self._ended.wait(interval):
-            if not self._open():
+            if self._protocol.state is not State.OPEN:
                 return
             self._pong.clear()
             try:

@@ -8,7 +8,7 @@ def index(request):
     return render(request, 'superserver/index.html')
 
 
-@require_websocket
+@require_websocket(max_message_size=16 * 2**20)   # Autobahn's largest messages are 16 MiB
 def echo(request):
     """Send every message back as it came: text as text, binary as binary."""
     websocket = request.environ['wsgi.websocket']

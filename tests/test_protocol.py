@@ -22,6 +22,15 @@ def sent_frames(connection):
     return frames
 
 
+def answer(connection):
+    """Nothing goes out until the due close is sent; return what send_close() sends."""
+    assert connection.state is State.CLOSE_DUE
+    assert connection.data_to_send() == []
+    connection.send_close()
+    assert connection.state is State.CLOSED
+    return sent_frames(connection)
+
+
 def failed_with(events, code):
     assert isinstance(events[-1], Closed), events
     assert events[-1].error is not None and events[-1].code == code, events[-1]
@@ -75,7 +84,7 @@ def test_utf8_fails_fast_inside_a_frame():
     assert connection.receive_data(frame[:header + 10]) == []
     events = connection.receive_data(frame[header + 10:header + 12])
     failed_with(events, 1007)
-    assert sent_frames(connection) == [(CLOSE, close_payload(1007))]
+    assert answer(connection) == [(CLOSE, close_payload(1007))]
 
 
 def test_utf8_surrogate_fails_fast_after_two_bytes():
@@ -103,9 +112,9 @@ def test_message_too_big_fails_from_the_header_alone():
     header_only = client_frame(BINARY, length=5 * 2**20)[:14]   # no payload at all
     error = failed_with(connection.receive_data(header_only), 1009).error
     assert isinstance(error, MessageTooBig)
-    assert sent_frames(connection) == [(CLOSE, close_payload(1009))]
     assert connection.receive_data(b'x' * 100_000) == []   # the rest is not buffered
     assert len(connection._buffer) == 0
+    assert answer(connection) == [(CLOSE, close_payload(1009))]
 
 
 def test_message_limit_counts_all_fragments():
@@ -136,15 +145,21 @@ def test_protocol_violations_close_with_1002(data, reason):
     connection = ServerConnection()
     closed = failed_with(connection.receive_data(data), 1002)
     assert reason in closed.reason
-    assert sent_frames(connection) == [(CLOSE, close_payload(1002))]
-    assert connection.state is State.CLOSED
+    assert answer(connection) == [(CLOSE, close_payload(1002))]
 
 
-def test_messages_before_a_violation_are_delivered():
+def test_messages_before_a_violation_are_delivered_and_may_be_answered():
+    # Autobahn 3.2: a message and a bad frame arrive together. The echo of the message
+    # may still go out; then the due 1002, whatever code the application asks for.
     connection = ServerConnection()
     events = connection.receive_data(client_frame(TEXT, 'first') + client_frame(5, 'bad'))
     assert events[0] == 'first'
     failed_with(events, 1002)
+    connection.send_text('echo: first')
+    connection.send_close(1000)
+    assert sent_frames(connection) == [(TEXT, b'echo: first'), (CLOSE, close_payload(1002))]
+    with pytest.raises(ConnectionClosed):
+        connection.send_text('too late')
 
 
 @pytest.mark.parametrize('code', [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011,
@@ -153,8 +168,7 @@ def test_valid_close_codes_are_echoed(code):
     connection = ServerConnection()
     events = connection.receive_data(client_frame(CLOSE, close_payload(code, b'bye')))
     assert events == [Closed(code, 'bye')]
-    assert sent_frames(connection) == [(CLOSE, close_payload(code))]
-    assert connection.state is State.CLOSED
+    assert answer(connection) == [(CLOSE, close_payload(code))]
 
 
 @pytest.mark.parametrize('code', [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000])
@@ -166,7 +180,7 @@ def test_invalid_close_codes_fail_with_1002(code):
 def test_empty_close_is_1005_and_answered_1000():
     connection = ServerConnection()
     assert connection.receive_data(client_frame(CLOSE)) == [Closed(1005, '')]
-    assert sent_frames(connection) == [(CLOSE, close_payload(1000))]
+    assert answer(connection) == [(CLOSE, close_payload(1000))]
 
 
 def test_close_reason_must_be_utf8():

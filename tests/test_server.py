@@ -222,3 +222,14 @@ def test_close_returns_when_the_peer_answers_not_when_tcp_ends(server):
         time.sleep(0.01)
     assert seen['/close-now'] == (1000, '')   # websocket-client answers 1000
     ws.shutdown()
+
+
+def test_messages_before_a_violation_are_answered_before_the_close(server):
+    # Autobahn 3.2 and kin: a message and a bad frame in one write. The view's echo of
+    # the message goes out first, then the close with 1002.
+    ws = websocket.create_connection(server.url + '/echo')
+    ws.sock.sendall(client_frame(TEXT, 'Hello, world!') + client_frame(TEXT, 'x', rsv=2)
+                    + client_frame(PING, b'never answered'))
+    assert ws.recv_data(control_frame=True) == (TEXT, b'Hello, world!')
+    assert ws.recv_data(control_frame=True) == (CLOSE, close_payload(1002))
+    ws.shutdown()
