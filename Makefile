@@ -1,11 +1,12 @@
 # The two set-up commands of the README: `make run` and `make test`.
 # Each creates the virtualenv and installs the project into it when needed.
+# `make test` runs pytest, then the Autobahn conformance suite (`make autobahn`).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 ADDRPORT ?= 127.0.0.1:8000
 BIN := $(VENV)/bin
 
-.PHONY: run test install
+.PHONY: run test autobahn install
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
@@ -13,6 +14,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python autobahn/run.py
+
+autobahn: $(VENV)/.installed
+	$(BIN)/python autobahn/run.py
 
 install: $(VENV)/.installed
 

@@ -2,16 +2,12 @@
 
 - ``ThreadedServer`` runs a ``WebSocketServer`` in a thread with its own gevent hub,
   so tests of the server core (plain WSGI apps, no Django) can look at its state.
-- ``ServerProcess`` runs ``./manage.py superserver`` as users do, on port 0, and
-  reads the port from its banner. The Django tests use the ``tests.project`` project.
+- ``ServerProcess`` (``tests/server_process.py``) runs ``./manage.py superserver`` as
+  users do. The Django tests serve the ``tests.project`` project with it.
 """
 import os
-import re
 import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import django
 import gevent
@@ -19,8 +15,7 @@ import pytest
 
 from extensions.adaptation import WebSocketServer
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from .server_process import PYTHON, ROOT, ServerProcess
 
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tests.project.settings')
 django.setup()
@@ -51,56 +46,6 @@ class ThreadedServer:
     def stop(self):
         self.hub.loop.run_callback_threadsafe(gevent.spawn, self.server.stop, 1)
         self._thread.join(10)
-
-
-class ServerProcess:
-    """``manage.py superserver`` in a subprocess; its output is kept in ``lines``."""
-
-    BANNER = re.compile(r'Starting development server at (http://\S+?)/?$')
-
-    def __init__(self, *args, env=None, cwd=ROOT, manage=ROOT / 'manage.py'):
-        self.lines = []
-        self.process = subprocess.Popen(
-            [PYTHON, str(manage), 'superserver', *args],
-            cwd=cwd, env={**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.url = self.wait_for(self.BANNER).group(1)
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip('\n'))
-
-    def wait_for(self, pattern, timeout=30, start=0):
-        """The first match of ``pattern`` in the output from line ``start`` on."""
-        pattern = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.lines[start:]:
-                if match := pattern.search(line):
-                    return match
-            if self.process.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError('no %r in the server output:\n%s'
-                             % (pattern.pattern, '\n'.join(self.lines)))
-
-    @property
-    def ws_url(self):
-        return 'ws' + self.url[len('http'):]
-
-    def output(self):
-        return '\n'.join(self.lines)
-
-    def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._reader.join(5)
 
 
 def manage(*args, env):

@@ -10,7 +10,7 @@ import requests
 import websocket
 from websocket import ABNF
 
-from .frames import CLOSE, close_payload
+from .frames import CLOSE
 
 
 def connect(server, path, **options):

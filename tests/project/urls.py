@@ -9,6 +9,7 @@ urlpatterns = [
     path('db/', views.database_connections),
     path('boom/', views.plain_boom),
     path('ws/echo/', views.echo),
+    path('ws/drops-first/', views.drops_first_message),
     path('ws/small/', views.small_echo),
     path('ws/whoami/', views.whoami),
     path('ws/boom/', views.boom),

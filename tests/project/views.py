@@ -37,6 +37,15 @@ def echo(request):
         websocket.send(message)
 
 
+@require_websocket
+def drops_first_message(request):
+    """A broken echo: the Autobahn checker must catch it."""
+    websocket = request.environ['wsgi.websocket']
+    websocket.receive()
+    for message in websocket:
+        websocket.send(message)
+
+
 @require_websocket(max_message_size=1000)
 def small_echo(request):
     echo.__wrapped__(request)

@@ -1,0 +1,110 @@
+"""Judge an Autobahn|Testsuite fuzzing-client report.
+
+    python autobahn/check.py [autobahn/reports/index.json] [--agent superserver]
+                             [--gate-compression]
+
+Prints one table (behaviour and close behaviour counts per chapter), then every case
+that is not OK with the suite's own reason, then a verdict line. Exits 1 when a case of
+chapters 1 to 10 is anything but OK or INFORMATIONAL (the suite alone decides what is
+informational), or when any case's close behaviour is anything but OK, INFORMATIONAL
+or UNIMPLEMENTED. Chapters 12 and 13 (permessage-deflate) are reported; they are gated
+only with --gate-compression, once superserver negotiates compression.
+Exits 2 when there is no report to judge.
+"""
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+BEHAVIOURS = ('OK', 'NON-STRICT', 'INFORMATIONAL', 'UNIMPLEMENTED', 'FAILED')
+ACCEPTED = {'OK', 'INFORMATIONAL'}
+ACCEPTED_CLOSE = {'OK', 'INFORMATIONAL', 'UNIMPLEMENTED'}
+GATED_CHAPTERS = set(range(1, 11))
+COMPRESSION_CHAPTERS = {12, 13}
+
+
+def case_key(case_id):
+    return tuple(int(part) for part in case_id.split('.'))
+
+
+def gated(case_id, gate_compression):
+    chapter = case_key(case_id)[0]
+    return chapter in GATED_CHAPTERS or (gate_compression and chapter in COMPRESSION_CHAPTERS)
+
+
+def verdicts(cases, gate_compression=False):
+    """(passed, failed) case ids: a case fails on its behaviour (when gated) or its close."""
+    passed, failed = [], []
+    for case_id, case in sorted(cases.items(), key=lambda item: case_key(item[0])):
+        bad_behaviour = gated(case_id, gate_compression) and case['behavior'] not in ACCEPTED
+        bad_close = case['behaviorClose'] not in ACCEPTED_CLOSE
+        (failed if bad_behaviour or bad_close else passed).append(case_id)
+    return passed, failed
+
+
+def table(cases):
+    """Lines of the per-chapter table of behaviours and close behaviours."""
+    chapters = sorted({case_key(case_id)[0] for case_id in cases})
+    header = ['chapter', 'cases', *BEHAVIOURS, 'close OK', 'close other']
+    rows = []
+    for chapter in chapters + ['all']:
+        chosen = [case for case_id, case in cases.items()
+                  if chapter == 'all' or case_key(case_id)[0] == chapter]
+        counts = Counter(case['behavior'] for case in chosen)
+        close_ok = sum(case['behaviorClose'] == 'OK' for case in chosen)
+        rows.append([str(chapter), str(len(chosen)), *(str(counts[b]) for b in BEHAVIOURS),
+                     str(close_ok), str(len(chosen) - close_ok)])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ['  '.join(cell.rjust(width) for cell, width in zip(row, widths))
+            for row in [header, *rows]]
+
+
+def reasons(report_dir, case):
+    """The suite's own description and result texts for a case."""
+    details = json.loads((report_dir / case['reportfile']).read_text())
+    return details.get('description', ''), details.get('result', ''), details.get('resultClose', '')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('index', nargs='?', type=Path,
+                        default=Path(__file__).resolve().parent / 'reports' / 'index.json')
+    parser.add_argument('--agent', default='superserver')
+    parser.add_argument('--gate-compression', action='store_true',
+                        help='gate chapters 12 and 13 too (once compression exists)')
+    args = parser.parse_args(argv)
+    try:
+        cases = json.loads(args.index.read_text())[args.agent]
+    except (OSError, ValueError, KeyError) as error:
+        print('autobahn: no report for agent %r in %s (%s)' % (args.agent, args.index, error))
+        return 2
+    if not any(gated(case_id, args.gate_compression) for case_id in cases):
+        print('autobahn: the report has no case of chapters 1 to 10')
+        return 2
+
+    print('\n'.join(table(cases)))
+    not_ok = [case_id for case_id in sorted(cases, key=case_key)
+              if cases[case_id]['behavior'] != 'OK' or cases[case_id]['behaviorClose'] != 'OK']
+    passed, failed = verdicts(cases, args.gate_compression)
+    compression = [c for c in not_ok if case_key(c)[0] in COMPRESSION_CHAPTERS
+                   and cases[c]['behavior'] == 'UNIMPLEMENTED' and c not in failed]
+    listed = [c for c in not_ok if c not in compression]
+    if compression:
+        print('\n%d compression cases (12.*, 13.*) UNIMPLEMENTED: no permessage-deflate yet.'
+              % len(compression))
+    if listed:
+        print('\nCases that are not OK:')
+        for case_id in listed:
+            case = cases[case_id]
+            description, result, result_close = reasons(args.index.parent, case)
+            print('  %-8s %-13s close %-13s %s%s' % (
+                case_id, case['behavior'], case['behaviorClose'],
+                'FAILS THE CHECK: ' if case_id in failed else '', description))
+            print('           result: %s | close: %s' % (result, result_close))
+    print('\nautobahn: %d passed, %d failed' % (len(passed), len(failed)))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
