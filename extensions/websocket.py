@@ -62,7 +62,6 @@ class WebSocket:
         self._handling = False     # the view holds a message it has not finished with
         self._eof = False          # receive() returns None from now on
         self._lost = False         # the TCP connection is gone
-        self._reader = None
 
     def __repr__(self):
         return '<WebSocket %s %s>' % (self.environ.get('PATH_INFO'), self._protocol.state.value)
@@ -102,7 +101,7 @@ class WebSocket:
         write(b'')  # flush the 101 now, before any frame
         self.accepted = True
         self.subprotocol = subprotocol
-        self._reader = gevent.spawn(self._read_loop)
+        gevent.spawn(self._read_loop)
         if self.config.ping_interval:
             gevent.spawn(self._keepalive_loop)
 
@@ -186,7 +185,7 @@ class WebSocket:
                 if not data:
                     break
                 events = self._protocol.receive_data(data)
-                self._flush_quietly()  # pongs and the close frame go out first
+                self._flush_quietly()  # pongs go out at once
                 for event in events:
                     if isinstance(event, (str, bytes)):
                         self._deliver(event)
