@@ -15,8 +15,10 @@ Nothing here imports Django; ``extensions.wsgi`` and ``extensions.conf`` add it.
 """
 import logging
 import socket
+import time
 from http import HTTPStatus
 
+import gevent
 from gevent import pywsgi
 
 from .config import WebSocketConfig
@@ -86,7 +88,12 @@ class WebSocketMiddleware:
         websocket = self.websocket_class(environ, handshake, start_response, transport,
                                          self.config)
         environ['wsgi.websocket'] = websocket
-        return self._serve(websocket, environ, start_response)
+        open_websockets = getattr(self.server, 'websockets', set())
+        open_websockets.add(websocket)
+        try:
+            return self._serve(websocket, environ, start_response)
+        finally:
+            open_websockets.discard(websocket)
 
     def _serve(self, websocket, environ, start_response):
         """Run the view; once it accepted, its HTTP response only decides the close code."""
@@ -154,6 +161,33 @@ class WebSocketHandler(pywsgi.WSGIHandler):
         environ[TRANSPORT_KEY] = self
         return environ
 
+    def log_request(self):
+        """One line per HTTP request, or per websocket when it ends, to ``access_log``."""
+        log = self.server.access_log
+        if log is None:
+            return super().log_request()
+        websocket = (self.environ or {}).get('wsgi.websocket')
+        if websocket is not None and websocket.accepted:
+            peer = self.client_address
+            if isinstance(peer, tuple):
+                peer = '%s:%s' % peer[:2]
+            if websocket.sent_close_code is not None:
+                ending = 'closed %d by the server' % websocket.sent_close_code
+            elif websocket.close_code == 1006:
+                ending = 'dropped (1006)'
+            else:
+                ending = 'closed %s by the client' % websocket.close_code
+            line = 'WebSocket %s from %s %s after %.1fs, %d in, %d out' % (
+                self.environ.get('PATH_INFO'), peer or '-', ending,
+                time.monotonic() - websocket.accepted_at,
+                websocket.messages_in, websocket.messages_out)
+        else:
+            line = '"%s" %s %s %.1fms' % (
+                self.requestline, (self._orig_status or '000').split()[0],
+                self.response_length or '-', (self.time_finish - self.time_start) * 1000)
+        # status_code lets Django's ServerFormatter colour the line as runserver does.
+        log.info(line, extra={'status_code': self.code or 0})
+
     def run_application(self):
         super().run_application()
         if self.code == 101:
@@ -168,17 +202,29 @@ class WebSocketServer(pywsgi.WSGIServer):
 
     ``websocket_config`` sets the limits, ``origin_policy(origin, environ)`` decides
     which pages may connect; the middleware and websocket classes are hooks too.
+    ``access_log``, a ``logging.Logger``, gets one line per request and per websocket
+    instead of pywsgi's lines in ``log``. ``websockets`` holds the open websockets.
     """
 
     handler_class = WebSocketHandler
     middleware_class = WebSocketMiddleware
 
     def __init__(self, listener, application, *, websocket_config=None, origin_policy=None,
-                 middleware_class=None, websocket_class=None, **kwargs):
+                 middleware_class=None, websocket_class=None, access_log=None, **kwargs):
         super().__init__(listener, application, **kwargs)
+        self.access_log = access_log
+        self.websockets = set()
         self.websocket_config = websocket_config or WebSocketConfig()
         if middleware_class is not None:
             self.middleware_class = middleware_class
         self.application = self.middleware_class(
             self.application, server=self, config=self.websocket_config,
             origin_policy=origin_policy, websocket_class=websocket_class)
+
+    def close_websockets(self, code=1001, reason='', timeout=None):
+        """Close every open websocket with ``code`` (1001: going away, 1012: restarting),
+        all at once, waiting at most ``timeout`` seconds (default: close_timeout)."""
+        closing = [gevent.spawn(websocket.close, code, reason)
+                   for websocket in list(self.websockets) if websocket.accepted]
+        gevent.joinall(closing, timeout=timeout or self.websocket_config.close_timeout)
+        return len(closing)

@@ -15,6 +15,7 @@ It knows nothing of Django: ``adaptation.WebSocketMiddleware`` creates it.
 import logging
 import os
 import socket
+import time
 
 import gevent
 from gevent.event import Event
@@ -49,6 +50,11 @@ class WebSocket:
         #: failed the connection with, or 1006 if it was dropped without a close frame.
         self.close_code = None
         self.close_reason = None
+        #: The code of the close frame we sent first, if the server started the closing.
+        self.sent_close_code = None
+        #: Messages received and sent, and when the connection was accepted (for logs).
+        self.messages_in = self.messages_out = 0
+        self.accepted_at = None
         self._start_response = start_response
         self._socket = transport.socket
         self._rfile = transport.rfile
@@ -100,6 +106,7 @@ class WebSocket:
                                      response_headers(self.handshake, subprotocol))
         write(b'')  # flush the 101 now, before any frame
         self.accepted = True
+        self.accepted_at = time.monotonic()
         self.subprotocol = subprotocol
         gevent.spawn(self._read_loop)
         if self.config.ping_interval:
@@ -143,6 +150,7 @@ class WebSocket:
         else:
             raise TypeError('websocket messages are str or bytes, not %s'
                             % type(message).__name__)
+        self.messages_out += 1
 
     def ping(self, data=b''):
         """Send a ping; the reader notes the pong."""
@@ -159,7 +167,7 @@ class WebSocket:
         if not self.accepted:
             self.declined = self._eof = True
             return
-        self._protocol.send_close(code, reason)  # ValueError for a code one may not send
+        self._start_closing(code, reason)   # ValueError for a code one may not send
         self._eof = True
         self._room.set()
         self._caught_up.set()
@@ -202,6 +210,7 @@ class WebSocket:
             self._room.clear()
             self._room.wait()
         if not self._eof:
+            self.messages_in += 1
             self._messages.put(message)
 
     def _finish(self, closed):
@@ -238,6 +247,11 @@ class WebSocket:
             self._socket.close()
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _start_closing(self, code, reason):
+        if self._protocol.state is State.OPEN:
+            self.sent_close_code = code
+        self._protocol.send_close(code, reason)
 
     def _transmit(self, queue, payload):
         """Queue a frame with ``queue(payload)`` and send it, or raise ConnectionClosed."""
@@ -289,7 +303,7 @@ class WebSocket:
             if timeout and not self._pong.wait(timeout) and not self._ended.is_set():
                 logger.info('%s: no pong within %s s, dropping the peer', self, timeout)
                 self.close_code, self.close_reason = 1011, 'keepalive ping timeout'
-                self._protocol.send_close(1011, 'keepalive ping timeout')
+                self._start_closing(1011, 'keepalive ping timeout')
                 with gevent.Timeout(self.config.close_timeout, False):
                     self._flush_quietly()  # a dead peer may not read it
                 self._drop()

@@ -58,4 +58,5 @@ TIME_ZONE = 'UTC'
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = 'static/'
+STATICFILES_DIRS = [BASE_DIR / 'superserver' / 'static']
 DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'

@@ -17,7 +17,7 @@ PYTHON = sys.executable
 class ServerProcess:
     """``manage.py superserver`` in a subprocess; its output is kept in ``lines``."""
 
-    BANNER = re.compile(r'Starting development server at (http://\S+?)/?$')
+    BANNER = re.compile(r'Starting development server at (https?://\S+?)/?$')
 
     def __init__(self, *args, env=None, cwd=ROOT, manage=ROOT / 'manage.py'):
         self.lines = []

@@ -1,8 +1,8 @@
 """./manage.py superserver driven as a user drives it: a subprocess on a free port."""
-import os
 import re
 import shutil
 import socket
+import ssl
 import textwrap
 import time
 
@@ -10,25 +10,114 @@ import pytest
 import requests
 import websocket
 
-from .conftest import ROOT, ServerProcess
+from .server_process import ROOT, ServerProcess
+
+DEMO = {'DJANGO_SETTINGS_MODULE': 'superserver.settings'}
 
 
-def test_demo_project_serves_its_page_and_echo(tmp_path):
+def echo_once(ws_url, text='ping', **options):
+    ws = websocket.create_connection(ws_url, timeout=10, **options)
+    ws.send(text)
+    answer = ws.recv()
+    ws.close()
+    return answer
+
+
+@pytest.fixture(scope='module')
+def demo_server(tmp_path_factory):
+    """The demo project on an empty (unmigrated) database, without the reloader."""
+    database = tmp_path_factory.mktemp('demo') / 'db.sqlite3'
     server = ServerProcess('--noreload', '127.0.0.1:0',
-                           env={'DJANGO_SETTINGS_MODULE': 'superserver.settings',
-                                'DJANGO_DATABASE': str(tmp_path / 'db.sqlite3')})
+                           env={**DEMO, 'DJANGO_DATABASE': str(database)})
+    yield server
+    server.stop()
+
+
+def test_banner(demo_server):
+    output = demo_server.output()
+    assert 'Performing system checks...' in output
+    assert 'System check identified no issues (0 silenced).' in output
+    assert re.search(r"You have \d+ unapplied migration\(s\)", output)
+    assert re.search(r"superserver [\w.]+ \(gevent [\d.]+, ws4py [\d.]+\), Django 5\.2\.\d+, "
+                     r"using settings 'superserver.settings'", output)
+    assert re.search(r'^Debugger PIN: \d{3}-\d{3}-\d{3}$', output, re.M)
+    assert 'Reporting code that blocks the event loop for more than 100 ms.' in output
+    assert output.rstrip().endswith('Quit the server with CONTROL-C.')
+
+
+def test_page_static_files_websocket_and_access_log(demo_server):
+    start = len(demo_server.lines)
+    page = requests.get(demo_server.url + '/', timeout=10)
+    assert page.status_code == 200
+    assert 'src="/static/superserver/echo.js" data-url="/ws/echo/"' in page.text
+    script = requests.get(demo_server.url + '/static/superserver/echo.js', timeout=10)
+    assert script.status_code == 200 and 'new WebSocket(url)' in script.text
+    assert echo_once(demo_server.ws_url + '/ws/echo/', 'from the demo test') == 'from the demo test'
+    demo_server.wait_for(r'"GET / HTTP/1\.1" 200 \d+ [\d.]+ms$', start=start)
+    demo_server.wait_for(r'"GET /static/superserver/echo\.js HTTP/1\.1" 200 \d+ [\d.]+ms$',
+                         start=start)
+    demo_server.wait_for(r'WebSocket /ws/echo/ from 127\.0\.0\.1:\d+ closed 1000 by the '
+                         r'client after [\d.]+s, 1 in, 1 out$', start=start)
+
+
+@pytest.mark.parametrize('options, env, served', [
+    (['--nostatic'], {}, False),
+    ([], {'DJANGO_DEBUG': '0', 'DJANGO_ALLOWED_HOSTS': '127.0.0.1'}, False),
+    (['--insecure'], {'DJANGO_DEBUG': '0', 'DJANGO_ALLOWED_HOSTS': '127.0.0.1'}, True),
+])
+def test_static_files_as_runserver_serves_them(tmp_path, options, env, served):
+    server = ServerProcess('--noreload', '127.0.0.1:0', *options,
+                           env={**DEMO, 'DJANGO_DATABASE': str(tmp_path / 'db'), **env})
     try:
-        assert re.search(r'superserver on Django 5\.2\.\d+', server.output())
-        page = requests.get(server.url + '/', timeout=10)
-        assert page.status_code == 200
-        assert "new WebSocket(url)" in page.text and "/ws/echo/" in page.text
-        ws = websocket.create_connection(server.ws_url + '/ws/echo/', timeout=10)
-        ws.send('from the demo test')
-        assert ws.recv() == 'from the demo test'
-        ws.close()
+        response = requests.get(server.url + '/static/superserver/echo.js', timeout=10)
+        assert response.status_code == (200 if served else 404)
     finally:
         server.stop()
 
+
+@pytest.mark.filterwarnings('ignore::urllib3.exceptions.InsecureRequestWarning')
+def test_https_and_wss_with_an_ad_hoc_certificate(tmp_path):
+    cert = tmp_path / 'dev.crt'
+    server = ServerProcess('--noreload', '127.0.0.1:0', '--cert-file', str(cert),
+                           env={**DEMO, 'DJANGO_DATABASE': str(tmp_path / 'db')})
+    try:
+        assert server.url.startswith('https://')
+        assert cert.exists() and cert.with_suffix('.key').exists()
+        server.wait_for('Generated an ad-hoc self-signed certificate')
+        assert requests.get(server.url + '/', timeout=10, verify=False).status_code == 200
+        answer = echo_once('wss' + server.url[len('https'):] + '/ws/echo/', 'over TLS',
+                           sslopt={'cert_reqs': ssl.CERT_NONE})
+        assert answer == 'over TLS'
+    finally:
+        server.stop()
+
+
+def test_ipv6(tmp_path):
+    server = ServerProcess('--noreload', '--ipv6', '[::1]:0',
+                           env={**DEMO, 'DJANGO_DATABASE': str(tmp_path / 'db')})
+    try:
+        assert re.match(r'http://\[::1\]:\d+$', server.url)
+        assert requests.get(server.url + '/', timeout=10).status_code == 200
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize('addrport, message', [
+    ('nonsense', 'is not a valid port number or address:port pair'),
+    ('127.0.0.1:0 --ipv6', 'is not a valid IPv6 address'),
+    ('0 --block-threshold 0', '--block-threshold must be a positive number'),
+])
+def test_bad_options_are_refused(addrport, message):
+    import subprocess
+    from .server_process import PYTHON
+    result = subprocess.run([PYTHON, 'manage.py', 'superserver', '--noreload', *addrport.split()],
+                            cwd=ROOT, env={'PATH': '/usr/bin:/bin', **DEMO},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
+# -- the debugger ---------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def debug_server(project_env):
@@ -38,11 +127,8 @@ def debug_server(project_env):
     server.stop()
 
 
-def test_debugger_pin_is_printed(debug_server):
-    debug_server.wait_for(r'^Debugger PIN: \d{3}-\d{3}-\d{3}$')
-
-
 def test_plain_view_exception_shows_the_debugger(debug_server):
+    debug_server.wait_for(r'^Debugger PIN: \d{3}-\d{3}-\d{3}$')
     response = requests.get(debug_server.url + '/boom/', timeout=10)
     assert response.status_code == 500
     assert 'Werkzeug Debugger' in response.text
@@ -56,30 +142,55 @@ def test_plain_view_exception_shows_the_debugger(debug_server):
     assert command.json() == {'open': 0}   # the /db/ view answered, not the console
 
 
-def test_websocket_view_exception_is_logged_and_closed_1011_not_debugged(debug_server):
+def test_debugger_refuses_untrusted_hosts(debug_server):
+    # Werkzeug's own protection: the console is only for hosts it trusts (localhost).
+    response = requests.get(debug_server.url + '/console', timeout=10,
+                            headers={'Host': 'allowed-host.example'})
+    assert response.status_code == 400
+
+
+def test_websocket_view_exception_logs_locals_and_closes_1011(debug_server):
     start = len(debug_server.lines)
     ws = websocket.create_connection(debug_server.ws_url + '/ws/boom/', timeout=10)
-    ws.send('go')
+    ws.send('the message')
     opcode, data = ws.recv_data(control_frame=True)
     assert (opcode, int.from_bytes(data[:2], 'big')) == (0x8, 1011)
     ws.shutdown()
     debug_server.wait_for('websocket view /ws/boom/ raised', start=start)
+    debug_server.wait_for(r"^      message = 'the message'$", start=start)
+    debug_server.wait_for(r'^      websocket = <WebSocket /ws/boom/ ', start=start)
     debug_server.wait_for('RuntimeError: boom in a websocket view', start=start)
+    debug_server.wait_for(r'WebSocket /ws/boom/ from \S+ closed 1011 by the server after',
+                          start=start)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+# -- the blocking detector ------------------------------------------------------------------
+
+def test_blocking_view_is_reported_once_with_file_and_line(django_server):
+    start = len(django_server.lines)
+    for _ in range(2):
+        assert requests.get(django_server.url + '/block/', timeout=10).text == 'done blocking'
+    views = ROOT / 'tests' / 'project' / 'views.py'
+    line = next(n for n, text in enumerate(views.read_text().splitlines(), 1)
+                if 'blocking_sleep(0.3)' in text)
+    report = r'The event loop was blocked for more than 100 ms at %s:%d \(in blocks\)' % (
+        re.escape(str(views)), line)
+    django_server.wait_for(report, start=start)
+    django_server.wait_for(r'"GET /block/ HTTP/1\.1" 200 .*\n?', start=start)
+    time.sleep(0.5)
+    reports = [text for text in django_server.lines[start:] if re.search(report, text)]
+    assert len(reports) == 1   # once per place, however often it blocks
 
 
-def test_autoreload_restarts_on_a_code_change(tmp_path):
-    project = tmp_path / 'reloadme'
+# -- projects of their own: reloading, and a manage.py without gevent_specific --------------
+
+def make_project(directory, views, manage=ROOT / 'manage.py'):
+    project = directory / 'reloadme'
     project.mkdir()
-    shutil.copy(ROOT / 'manage.py', tmp_path / 'manage.py')
+    shutil.copy(manage, directory / 'manage.py')
     (project / '__init__.py').write_text('')
     (project / 'settings.py').write_text(textwrap.dedent('''
-        SECRET_KEY = 'reload-test'
+        SECRET_KEY = 'a test project'
         DEBUG = True
         INSTALLED_APPS = ['extensions']
         ROOT_URLCONF = 'reloadme.urls'
@@ -88,20 +199,50 @@ def test_autoreload_restarts_on_a_code_change(tmp_path):
     (project / 'urls.py').write_text(textwrap.dedent('''
         from django.urls import path
         from . import views
-        urlpatterns = [path('', views.hello)]
+        urlpatterns = [path('', views.hello), path('ws/', views.echo)]
     '''))
-    views = project / 'views.py'
-    views.write_text('from django.http import HttpResponse\n'
-                     'def hello(request):\n    return HttpResponse("one")\n')
-    port = free_port()
-    server = ServerProcess('127.0.0.1:%d' % port, cwd=tmp_path, manage=tmp_path / 'manage.py',
+    (project / 'views.py').write_text(textwrap.dedent(views))
+    return project / 'views.py'
+
+
+VIEWS = '''
+    from django.http import HttpResponse
+    from extensions.decorators import require_websocket
+
+    def hello(request):
+        return HttpResponse("one")
+
+    @require_websocket
+    def echo(request):
+        ws = request.environ['wsgi.websocket']
+        for message in ws:
+            ws.send(message)
+'''
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_reload_closes_websockets_with_1012_and_serves_the_new_code(tmp_path):
+    views = make_project(tmp_path, VIEWS)
+    server = ServerProcess('127.0.0.1:%d' % free_port(), cwd=tmp_path,
+                           manage=tmp_path / 'manage.py',
                            env={'DJANGO_SETTINGS_MODULE': 'reloadme.settings',
                                 'PYTHONPATH': str(ROOT)})
     try:
         assert requests.get(server.url, timeout=10).text == 'one'
+        ws = websocket.create_connection(server.ws_url + '/ws/', timeout=20)
+        ws.send('before')
+        assert ws.recv() == 'before'
         start = len(server.lines)
         views.write_text(views.read_text().replace('"one"', '"two"'))
-        os.utime(views, (time.time() + 5, time.time() + 5))   # a new mtime for sure
+        opcode, data = ws.recv_data(control_frame=True)
+        assert (opcode, int.from_bytes(data[:2], 'big')) == (0x8, 1012)
+        assert data[2:] == b'restarting after a code change'
+        ws.shutdown()
         server.wait_for('changed, reloading', start=start)
         server.wait_for(server.BANNER, start=start)
         deadline = time.monotonic() + 20
@@ -110,8 +251,25 @@ def test_autoreload_restarts_on_a_code_change(tmp_path):
                 if requests.get(server.url, timeout=5).text == 'two':
                     break
             except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
+                time.sleep(0.1)
         assert requests.get(server.url, timeout=10).text == 'two'
+        assert echo_once(server.ws_url + '/ws/', 'after') == 'after'
+    finally:
+        server.stop()
+
+
+def test_warns_when_manage_py_does_not_patch_first(tmp_path):
+    plain_manage = tmp_path / 'plain_manage.py'
+    plain_manage.write_text((ROOT / 'manage.py').read_text().replace(
+        'import gevent_specific', '# (no gevent_specific)'))
+    make_project(tmp_path, VIEWS, manage=plain_manage)
+    server = ServerProcess('--noreload', '127.0.0.1:0', cwd=tmp_path,
+                           manage=tmp_path / 'manage.py',
+                           env={'DJANGO_SETTINGS_MODULE': 'reloadme.settings',
+                                'PYTHONPATH': str(ROOT)})
+    try:
+        server.wait_for('superserver: the standard library is not patched for gevent')
+        assert 'import gevent_specific  # first, before anything else' in server.output()
+        assert requests.get(server.url, timeout=10).text == 'one'   # it still serves
     finally:
         server.stop()

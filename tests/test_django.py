@@ -97,7 +97,8 @@ def test_client_leaving_mid_send_is_not_a_server_error(django_server):
     start = len(django_server.lines)
     ws = connect(django_server, '/ws/send-after-close/')
     ws.close()
-    django_server.wait_for(r'"GET /ws/send-after-close/ HTTP/1.1" 101', start=start)
+    django_server.wait_for(r'WebSocket /ws/send-after-close/ from \S+ closed 1000 by the client',
+                           start=start)
     assert 'ConnectionClosed' not in '\n'.join(django_server.lines[start:])
     assert 'Internal Server Error' not in '\n'.join(django_server.lines[start:])
 

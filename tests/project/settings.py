@@ -42,6 +42,5 @@ LOGGING = {
     'handlers': {'console': {'class': 'logging.StreamHandler'}},
     'loggers': {
         'django.request': {'handlers': ['console'], 'level': 'ERROR'},
-        'superserver': {'handlers': ['console'], 'level': 'INFO'},
     },
 }

@@ -8,6 +8,7 @@ urlpatterns = [
     path('accounts/login/', auth_views.LoginView.as_view()),
     path('db/', views.database_connections),
     path('boom/', views.plain_boom),
+    path('block/', views.blocks),
     path('ws/echo/', views.echo),
     path('ws/drops-first/', views.drops_first_message),
     path('ws/small/', views.small_echo),

@@ -2,13 +2,17 @@ import gevent
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.db import connections
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from gevent import monkey
 from django.views.decorators.csrf import csrf_exempt
 
 from extensions.decorators import require_websocket
 
 #: The database connection of every websocket view that used one, kept to check it closed.
 WEBSOCKET_CONNECTIONS = []
+
+#: time.sleep as it was before gevent patched it: it blocks the whole event loop.
+blocking_sleep = monkey.get_original('time', 'sleep')
 
 
 @csrf_exempt
@@ -24,6 +28,11 @@ def plain(request):
 def plain_boom(request):
     secret_local = 'visible in the debugger'  # noqa: F841
     raise ZeroDivisionError('boom in a plain view')
+
+
+def blocks(request):
+    blocking_sleep(0.3)   # the blocking detector must name this line
+    return HttpResponse('done blocking')
 
 
 def database_connections(request):
@@ -59,7 +68,8 @@ def whoami(request):
 
 @require_websocket
 def boom(request):
-    request.environ['wsgi.websocket'].receive()
+    websocket = request.environ['wsgi.websocket']
+    message = websocket.receive()   # noqa: F841 - shown in the traceback's locals
     raise RuntimeError('boom in a websocket view')
 
 

@@ -1,46 +1,92 @@
-"""./manage.py superserver: Django's runserver, on superserver, with websockets."""
+"""./manage.py superserver: Django's runserver, on superserver, with websockets.
+
+The command parses options, runs the system checks and hands over to
+``extensions.devserver``; it reads no settings at import time.
+"""
 import re
 
 from django.core.management.base import BaseCommand, CommandError
 from django.core.management.commands.runserver import naiveip_re
+from django.db import connections
+from gevent import monkey
 
 from extensions import devserver
 
-DEFAULT_ADDR, DEFAULT_PORT = '127.0.0.1', 8000
+DEFAULT_ADDR, DEFAULT_ADDR_IPV6, DEFAULT_PORT = '127.0.0.1', '::1', 8000
+
+NOT_PATCHED = (
+    'superserver: the standard library is not patched for gevent. Add\n'
+    '    import gevent_specific  # first, before anything else\n'
+    'as the first line of manage.py (and wsgi.py). Without it, blocking calls stall every\n'
+    'connection and greenlets share thread-locals, database connections among them.\n')
 
 
 class Command(BaseCommand):
-    help = 'Start the superserver development server: HTTP and websockets, one process.'
-    requires_system_checks = []
+    help = ('Start the superserver development server: HTTP and websockets in one process, '
+            'with autoreload, static files and the Werkzeug debugger.')
+    requires_system_checks = []   # run in the serving process, after the reloader starts
 
     def add_arguments(self, parser):
         parser.add_argument('addrport', nargs='?',
                             help='port, or ipaddr:port (default %s:%d)'
                                  % (DEFAULT_ADDR, DEFAULT_PORT))
+        parser.add_argument('--ipv6', '-6', action='store_true', dest='use_ipv6',
+                            help='use an IPv6 address')
         parser.add_argument('--noreload', action='store_false', dest='use_reloader',
                             help='do not restart when code changes')
+        parser.add_argument('--nostatic', action='store_false', dest='use_static',
+                            help='do not serve static files')
+        parser.add_argument('--insecure', action='store_true',
+                            help='serve static files even with DEBUG off')
+        parser.add_argument('--skip-checks', action='store_true', help='skip system checks')
         parser.add_argument('--nodebugger', action='store_false', dest='use_debugger',
                             help='no Werkzeug debugger for exceptions in plain views')
         parser.add_argument('--noevalex', action='store_false', dest='use_evalex',
                             help='debugger without its interactive console')
+        parser.add_argument('--cert-file', help='TLS certificate (created, self-signed, '
+                                                'if the file does not exist)')
+        parser.add_argument('--key-file', help='TLS private key (default: beside the cert)')
+        parser.add_argument('--block-threshold', type=int, default=100, metavar='MS',
+                            help='report code that blocks the event loop longer (default 100)')
+        parser.add_argument('--noblockcheck', action='store_true',
+                            help='do not report code that blocks the event loop')
 
     def handle(self, *args, addrport=None, **options):
-        addr, port = parse_addrport(addrport)
-        devserver.run(addr, port, use_reloader=options['use_reloader'],
-                      use_debugger=options['use_debugger'], use_evalex=options['use_evalex'],
-                      stdout=self.stdout)
+        if not monkey.is_module_patched('socket'):
+            self.stderr.write(NOT_PATCHED)
+        addr, port = parse_addrport(addrport, options['use_ipv6'])
+        if options['block_threshold'] <= 0:
+            raise CommandError('--block-threshold must be a positive number of milliseconds.')
+        devserver.run(
+            addr, port, use_reloader=options['use_reloader'],
+            use_debugger=options['use_debugger'], use_evalex=options['use_evalex'],
+            use_static=options['use_static'], insecure=options['insecure'],
+            cert_file=options['cert_file'], key_file=options['key_file'],
+            block_threshold=None if options['noblockcheck'] else options['block_threshold'] / 1000,
+            before_serving=None if options['skip_checks'] else self.check_project,
+            stdout=self.stdout)
+
+    def check_project(self):
+        """runserver's checks: system checks, then a warning about unapplied migrations."""
+        self.stdout.write('Performing system checks...\n\n')
+        self.check(display_num_errors=True)
+        self.check_migrations()
+        connections.close_all()
 
 
-def parse_addrport(addrport):
-    """('127.0.0.1', 8000) from '', '8000', '0:8000' or '[::1]:8000', as runserver reads them."""
+def parse_addrport(addrport, use_ipv6=False):
+    """(addr, port) from '', '8000', '0:8000', '[::1]:8000' or 'host:8000', as runserver."""
+    default = DEFAULT_ADDR_IPV6 if use_ipv6 else DEFAULT_ADDR
     if not addrport:
-        return DEFAULT_ADDR, DEFAULT_PORT
+        return default, DEFAULT_PORT
     match = re.match(naiveip_re, addrport)
     if match is None:
         raise CommandError('"%s" is not a valid port number or address:port pair.' % addrport)
     addr, ipv4, ipv6, fqdn, port = match.groups()
     if ipv6:
         addr = addr[1:-1]
+    elif use_ipv6 and addr and not fqdn:
+        raise CommandError('"%s" is not a valid IPv6 address.' % addr)
     elif addr == '0':
         addr = '0.0.0.0'
-    return addr or DEFAULT_ADDR, int(port)
+    return addr or default, int(port)
