@@ -249,7 +249,7 @@ class WebSocket:
     # -- helpers ---------------------------------------------------------------------------
 
     def _start_closing(self, code, reason):
-        if self._protocol.state is State.OPEN:
+        if self._protocol.state is State.OPEN and not self._lost:
             self.sent_close_code = code
         self._protocol.send_close(code, reason)
 

@@ -1,6 +1,7 @@
 """WebSocketServer with plain WSGI applications: the core, without Django."""
 import http.client
 import logging
+import re
 import socket
 import time
 
@@ -30,7 +31,7 @@ def application(environ, start_response):
         start_response('200 OK', [('Content-Type', 'text/plain'),
                                   ('Content-Length', str(len(body)))])
         return [body]
-    if path == '/echo':
+    if path.startswith('/echo'):
         for message in ws:
             ws.send(message)
         seen[path] = (ws.close_code, ws.close_reason)
@@ -64,8 +65,10 @@ def application(environ, start_response):
 
 @pytest.fixture(scope='module')
 def server():
-    server = ThreadedServer(application, websocket_config=WebSocketConfig(
-        max_queue=4, ping_interval=0.3, ping_timeout=0.3, handshake_timeout=0.5))
+    server = ThreadedServer(application, access_log=logging.getLogger('tests.access'),
+                            websocket_config=WebSocketConfig(
+                                max_queue=4, ping_interval=0.3, ping_timeout=0.3,
+                                handshake_timeout=0.5))
     yield server
     server.stop()
 
@@ -233,3 +236,41 @@ def test_messages_before_a_violation_are_answered_before_the_close(server):
     assert ws.recv_data(control_frame=True) == (TEXT, b'Hello, world!')
     assert ws.recv_data(control_frame=True) == (CLOSE, close_payload(1002))
     ws.shutdown()
+
+
+def access_lines(caplog, path):
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [r.getMessage() for r in caplog.records
+                 if r.name == 'tests.access' and path in r.getMessage()]
+        if lines:
+            return lines
+        time.sleep(0.01)
+    return []
+
+
+@pytest.mark.parametrize('path, logged', [
+    ('/echo-then-client-closes', r'closed 4000 by the client'),
+    ('/echo-then-client-drops', r'dropped \(1006\)'),
+    ('/close-now', r'closed 4001 by the server'),
+])
+def test_access_log_says_who_closed(server, caplog, path, logged):
+    caplog.set_level(logging.INFO, logger='tests.access')
+    ws = websocket.create_connection(server.url + path)
+    if path.endswith('closes'):
+        ws.close(status=4000)
+    else:
+        if path == '/close-now':
+            ws.recv_data(control_frame=True)   # the server's close; websocket-client answers
+        ws.shutdown()
+    pattern = r'^WebSocket %s from 127\.0\.0\.1:\d+ %s after [\d.]+s, \d+ in, \d+ out$' % (
+        path, logged)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(re.search(pattern, r.getMessage()) for r in caplog.records
+               if r.name == 'tests.access'):
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError('no access-log line like %r in %r' % (
+            pattern, [r.getMessage() for r in caplog.records]))
