@@ -20,6 +20,8 @@ __all__ = ['BlockingDetector']
 
 logger = logging.getLogger('superserver.blocking')
 
+SHOWN_FRAMES = 10   # the innermost ones: the server and middleware above them are noise
+
 _LIBRARIES = tuple({sysconfig.get_paths()[name] for name in ('stdlib', 'platstdlib', 'purelib',
                                                               'platlib')})
 
@@ -73,9 +75,12 @@ class BlockingDetector:
 
     @staticmethod
     def _report(place, stack, threshold):
+        shown = stack[-SHOWN_FRAMES:]
+        hidden = len(stack) - len(shown)
         logger.warning(
             'The event loop was blocked for more than %d ms at %s:%d (in %s); every other '
             'request and websocket waited. Use cooperative I/O, or move the work off the '
-            'loop (gevent.get_hub().threadpool). Stack of the blocking code:\n%s',
+            'loop (gevent.get_hub().threadpool). Stack of the blocking code%s:\n%s',
             threshold * 1000, place.filename, place.lineno, place.name,
-            ''.join(traceback.format_list(stack)).rstrip())
+            ' (%d outer frames not shown)' % hidden if hidden else '',
+            ''.join(traceback.format_list(shown)).rstrip())

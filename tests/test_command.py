@@ -176,6 +176,7 @@ def test_blocking_view_is_reported_once_with_file_and_line(django_server):
     report = r'The event loop was blocked for more than 100 ms at %s:%d \(in blocks\)' % (
         re.escape(str(views)), line)
     django_server.wait_for(report, start=start)
+    django_server.wait_for(r'^\s+blocking_sleep\(0\.3\)   # the blocking detector', start=start)
     django_server.wait_for(r'"GET /block/ HTTP/1\.1" 200 .*\n?', start=start)
     time.sleep(0.5)
     reports = [text for text in django_server.lines[start:] if re.search(report, text)]
