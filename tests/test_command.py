@@ -3,6 +3,7 @@ import re
 import shutil
 import socket
 import ssl
+import subprocess
 import textwrap
 import time
 
@@ -10,7 +11,7 @@ import pytest
 import requests
 import websocket
 
-from .server_process import ROOT, ServerProcess
+from .server_process import PYTHON, ROOT, ServerProcess
 
 DEMO = {'DJANGO_SETTINGS_MODULE': 'superserver.settings'}
 
@@ -108,8 +109,6 @@ def test_ipv6(tmp_path):
     ('0 --block-threshold 0', '--block-threshold must be a positive number'),
 ])
 def test_bad_options_are_refused(addrport, message):
-    import subprocess
-    from .server_process import PYTHON
     result = subprocess.run([PYTHON, 'manage.py', 'superserver', '--noreload', *addrport.split()],
                             cwd=ROOT, env={'PATH': '/usr/bin:/bin', **DEMO},
                             capture_output=True, text=True, timeout=60)
