@@ -1,4 +1,6 @@
 """./manage.py superserver driven as a user drives it: a subprocess on a free port."""
+import os
+import pty
 import re
 import shutil
 import socket
@@ -10,6 +12,8 @@ import time
 import pytest
 import requests
 import websocket
+
+from extensions.management.commands.superserver import parse_addrport
 
 from .server_process import PYTHON, ROOT, ServerProcess
 
@@ -91,6 +95,41 @@ def test_https_and_wss_with_an_ad_hoc_certificate(tmp_path):
         assert answer == 'over TLS'
     finally:
         server.stop()
+    # Given both files, they are used as they are.
+    cert.rename(tmp_path / 'mine.pem')
+    server = ServerProcess('--noreload', '127.0.0.1:0', '--cert-file', str(tmp_path / 'mine.pem'),
+                           '--key-file', str(tmp_path / 'dev.key'),
+                           env={**DEMO, 'DJANGO_DATABASE': str(tmp_path / 'db')})
+    try:
+        assert 'Generated' not in server.output()
+        assert requests.get(server.url + '/', timeout=10, verify=False).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_access_log_is_coloured_on_a_terminal(tmp_path):
+    # The same lines as through a pipe (above), with runserver's colours on a terminal.
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [PYTHON, 'manage.py', 'superserver', '--noreload', '127.0.0.1:0'], cwd=ROOT,
+        env={**os.environ, **DEMO, 'DJANGO_DATABASE': str(tmp_path / 'db')},
+        stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    output = b''
+    try:
+        deadline = time.monotonic() + 30
+        while b'Quit the server' not in output and time.monotonic() < deadline:
+            output += os.read(controller, 4096)
+        url = re.search(rb'Starting development server at (http://\S+?)/', output).group(1)
+        requests.get(url.decode() + '/', timeout=10)
+        while b'"GET / HTTP/1.1" 200' not in output and time.monotonic() < deadline:
+            output += os.read(controller, 4096)
+    finally:
+        process.terminate()
+        process.wait(10)
+        os.close(controller)
+    line = next(line for line in output.splitlines() if b'"GET / HTTP/1.1" 200' in line)
+    assert b'\x1b[' in line   # an ANSI colour, as runserver's access lines have
 
 
 def test_ipv6(tmp_path):
@@ -101,6 +140,20 @@ def test_ipv6(tmp_path):
         assert requests.get(server.url + '/', timeout=10).status_code == 200
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize('addrport, ipv6, expected', [
+    ('', False, ('127.0.0.1', 8000)),
+    ('', True, ('::1', 8000)),
+    ('8080', False, ('127.0.0.1', 8080)),
+    ('0:8000', False, ('0.0.0.0', 8000)),
+    ('[::1]:8000', False, ('::1', 8000)),
+    ('[::]:8000', True, ('::', 8000)),
+    ('localhost:9000', False, ('localhost', 9000)),
+    ('localhost:9000', True, ('localhost', 9000)),
+])
+def test_addrport_as_runserver_reads_it(addrport, ipv6, expected):
+    assert parse_addrport(addrport, ipv6) == expected
 
 
 @pytest.mark.parametrize('addrport, message', [
@@ -141,11 +194,30 @@ def test_plain_view_exception_shows_the_debugger(debug_server):
     assert command.json() == {'open': 0}   # the /db/ view answered, not the console
 
 
-def test_debugger_refuses_untrusted_hosts(debug_server):
+def test_debugger_console_only_for_trusted_hosts(debug_server):
     # Werkzeug's own protection: the console is only for hosts it trusts (localhost).
+    console = requests.get(debug_server.url + '/console', timeout=10)
+    assert console.status_code == 200 and 'Interactive Console' in console.text
     response = requests.get(debug_server.url + '/console', timeout=10,
                             headers={'Host': 'allowed-host.example'})
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize('option, evalex', [(None, 'true'), ('--noevalex', 'false')])
+def test_noevalex_keeps_the_page_without_the_console(project_env, option, evalex):
+    server = ServerProcess('--noreload', '127.0.0.1:0', *filter(None, [option]),
+                           env={**project_env, 'SUPERSERVER_TEST_DEBUG': '1'})
+    try:
+        page = requests.get(server.url + '/boom/', timeout=10)
+        assert 'Werkzeug Debugger' in page.text
+        assert 'EVALEX = %s,' % evalex in page.text
+    finally:
+        server.stop()
+
+
+def test_nodebugger_means_no_debugger(django_server):
+    assert 'Debugger PIN' not in django_server.output()
+    assert requests.get(django_server.url + '/boom/', timeout=10).status_code == 500
 
 
 def test_websocket_view_exception_logs_locals_and_closes_1011(debug_server):
@@ -180,6 +252,23 @@ def test_blocking_view_is_reported_once_with_file_and_line(django_server):
     time.sleep(0.5)
     reports = [text for text in django_server.lines[start:] if re.search(report, text)]
     assert len(reports) == 1   # once per place, however often it blocks
+
+
+@pytest.mark.parametrize('options', [['--noblockcheck'], ['--block-threshold', '1000']])
+def test_blocking_check_off_or_above_the_threshold(project_env, options):
+    server = ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', *options,
+                           env=project_env)
+    try:
+        assert requests.get(server.url + '/block/', timeout=10).text == 'done blocking'
+        server.wait_for(r'"GET /block/ HTTP/1\.1" 200')
+        time.sleep(0.5)
+        assert 'The event loop was blocked' not in server.output()
+        if options == ['--noblockcheck']:
+            assert 'Reporting code that blocks' not in server.output()
+        else:
+            assert 'more than 1000 ms' in server.output()
+    finally:
+        server.stop()
 
 
 # -- projects of their own: reloading, and a manage.py without gevent_specific --------------
