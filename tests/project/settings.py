@@ -6,6 +6,7 @@ DEBUG = os.environ.get('SUPERSERVER_TEST_DEBUG') == '1'
 ALLOWED_HOSTS = ['127.0.0.1', 'localhost', 'allowed-host.example']
 CSRF_TRUSTED_ORIGINS = ['https://trusted.example', 'https://*.wild.example']
 SUPERSERVER_ALLOWED_ORIGINS = ['http://allowed.example']
+SUPERSERVER_BROKER = os.environ.get('SUPERSERVER_TEST_BROKER', 'memory://')
 
 INSTALLED_APPS = [
     'django.contrib.auth',

@@ -19,4 +19,8 @@ urlpatterns = [
     path('ws/senders/', views.two_senders),
     path('ws/db/', views.uses_database),
     path('ws/send-after-close/', views.send_after_close),
+    path('ws/room/<str:name>/', views.room),
+    path('publish/<str:name>/', views.publish_to_group),
+    path('sse/ticks/', views.ticks),
+    path('sse/group/<str:name>/', views.group_events),
 ]

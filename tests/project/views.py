@@ -6,7 +6,9 @@ from django.http import HttpResponse, JsonResponse
 from gevent import monkey
 from django.views.decorators.csrf import csrf_exempt
 
+from extensions import sse
 from extensions.decorators import require_websocket
+from extensions.pubsub import PublishError, forward, group_channel, publish, subscribe
 
 #: The database connection of every websocket view that used one, kept to check it closed.
 WEBSOCKET_CONNECTIONS = []
@@ -114,3 +116,41 @@ def send_after_close(request):
     websocket = request.environ['wsgi.websocket']
     websocket.receive()   # None: the client closed
     websocket.send('nobody listens')
+
+
+@require_websocket
+def room(request, name):
+    """Everything published on the group goes to the socket; what it sends is published."""
+    websocket = request.environ['wsgi.websocket']
+    with forward(websocket, group_channel(name)):
+        websocket.send('subscribed')   # the client may count on the subscription now
+        for message in websocket:
+            publish(group_channel(name), message)
+
+
+@csrf_exempt
+def publish_to_group(request, name):
+    try:
+        publish(group_channel(name), request.body.decode())
+    except PublishError as error:
+        return HttpResponse(str(error), status=503, content_type='text/plain')
+    return HttpResponse(status=204)
+
+
+def ticks(request):
+    """Numbered events; a reconnecting client resumes after the last id it saw."""
+    after = int(sse.last_event_id(request) or 0)
+    interval = float(request.GET.get('interval', 0.05))
+
+    def numbered():
+        for n in range(after + 1, after + 1 + int(request.GET.get('count', 1000))):
+            yield sse.Event('tick %d' % n, id=n)
+            gevent.sleep(interval)
+
+    return sse.stream(numbered(), heartbeat=float(request.GET.get('heartbeat', 15)),
+                      retry=500)
+
+
+def group_events(request, name):
+    return sse.stream(subscribe(group_channel(name)),
+                      heartbeat=float(request.GET.get('heartbeat', 15)))
