@@ -1,18 +1,23 @@
 # The two set-up commands of the README: `make run` and `make test`.
 # Each creates the virtualenv and installs the project into it when needed.
-# `make test` runs pytest, then the Autobahn conformance suite (`make autobahn`).
+# `make test` also installs the Debian packages the tests use when they are missing
+# (redis-server, Chromium and its driver), then runs pytest and the Autobahn suite.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 ADDRPORT ?= 127.0.0.1:8000
 BIN := $(VENV)/bin
 
-.PHONY: run test autobahn install
+# command:package pairs of what the tests run, and where Debian has them.
+SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test autobahn install system-packages
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py superserver $(ADDRPORT)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python autobahn/run.py
 
@@ -26,3 +31,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+system-packages:
+	@missing=$$(for pair in $(SYSTEM_PACKAGES); do \
+	    command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "Installing the Debian packages the tests use:" $$missing; \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi

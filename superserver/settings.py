@@ -59,4 +59,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = 'static/'
 STATICFILES_DIRS = [BASE_DIR / 'superserver' / 'static']
+LOGIN_REDIRECT_URL = '/chat/lobby/'
+LOGOUT_REDIRECT_URL = '/'
+
+# Fan-out: memory:// serves this process only; redis://127.0.0.1:6379/0 every process.
+SUPERSERVER_BROKER = os.environ.get('SUPERSERVER_BROKER', 'memory://')
 DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'

@@ -55,11 +55,11 @@ def test_page_static_files_websocket_and_access_log(demo_server):
     page = requests.get(demo_server.url + '/', timeout=10)
     assert page.status_code == 200
     assert 'src="/static/superserver/echo.js" data-url="/ws/echo/"' in page.text
-    script = requests.get(demo_server.url + '/static/superserver/echo.js', timeout=10)
+    script = requests.get(demo_server.url + '/static/superserver/socket.js', timeout=10)
     assert script.status_code == 200 and 'new WebSocket(url)' in script.text
     assert echo_once(demo_server.ws_url + '/ws/echo/', 'from the demo test') == 'from the demo test'
     demo_server.wait_for(r'"GET / HTTP/1\.1" 200 \d+ [\d.]+ms$', start=start)
-    demo_server.wait_for(r'"GET /static/superserver/echo\.js HTTP/1\.1" 200 \d+ [\d.]+ms$',
+    demo_server.wait_for(r'"GET /static/superserver/socket\.js HTTP/1\.1" 200 \d+ [\d.]+ms$',
                          start=start)
     demo_server.wait_for(r'WebSocket /ws/echo/ from 127\.0\.0\.1:\d+ closed 1000 by the '
                          r'client after [\d.]+s, 1 in, 1 out$', start=start)

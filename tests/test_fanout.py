@@ -1,0 +1,178 @@
+"""Fan-out across processes: two superserver processes, one real redis-server."""
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+import requests
+import websocket
+from websockets.asyncio.client import connect
+
+from .server_process import PYTHON, ROOT, ServerProcess
+
+# Skipped on a developer's machine without redis-server; never in CI, where it must run.
+pytestmark = pytest.mark.skipif(shutil.which('redis-server') is None and not os.environ.get('CI'),
+                                reason='redis-server is not installed (make test installs it)')
+
+
+class RedisProcess:
+    """redis-server on a free loopback port, in a directory of its own, no persistence."""
+
+    def __init__(self, directory):
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            self.port = sock.getsockname()[1]
+        self.directory = directory
+        self.url = 'redis://127.0.0.1:%d/0' % self.port
+        self.process = None
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1', '--save', '',
+             '--appendonly', 'no', '--dir', str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(scope='module')
+def redis_server(tmp_path_factory):
+    server = RedisProcess(tmp_path_factory.mktemp('redis'))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='module')
+def servers(project_env, redis_server):
+    """Servers A and B, both on the same Redis."""
+    env = {**project_env, 'SUPERSERVER_TEST_BROKER': redis_server.url}
+    pair = [ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', env=env)
+            for _ in range(2)]
+    yield pair
+    for server in pair:
+        server.stop()
+
+
+def join(server, room):
+    ws = websocket.create_connection(server.ws_url + '/ws/room/%s/' % room, timeout=20)
+    assert ws.recv() == 'subscribed'
+    return ws
+
+
+def test_published_on_a_received_on_b_in_order(servers):
+    a, b = servers
+    listeners = [join(b, 'order') for _ in range(3)]
+    speaker = join(a, 'order')
+    for i in range(50):
+        speaker.send('message %d' % i)
+    for ws in [speaker, *listeners]:
+        assert [ws.recv() for _ in range(50)] == ['message %d' % i for i in range(50)]
+        ws.close()
+
+
+def test_1000_subscribers_across_both_processes_get_all_100_messages(servers):
+    a, b = servers
+    subscribers, messages = 1000, 100
+
+    async def subscriber(url, ready, results):
+        async with connect(url, max_queue=None, open_timeout=60) as ws:
+            assert await ws.recv() == 'subscribed'
+            ready.release()
+            results.append([await asyncio.wait_for(ws.recv(), 60) for _ in range(messages)])
+
+    def publish_all():
+        session = requests.Session()
+        for i in range(messages):
+            response = session.post(a.url + '/publish/fan/', data=b'fan-out %d' % i, timeout=10)
+            assert response.status_code == 204, response.text
+
+    async def run():
+        ready, results = asyncio.Semaphore(0), []
+        urls = [(a if n % 2 else b).ws_url + '/ws/room/fan/' for n in range(subscribers)]
+        tasks = [asyncio.create_task(subscriber(url, ready, results)) for url in urls]
+        for _ in range(subscribers):
+            await asyncio.wait_for(ready.acquire(), 60)
+        started = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(None, publish_all)
+        await asyncio.wait_for(asyncio.gather(*tasks), 120)
+        return results, time.monotonic() - started
+
+    results, elapsed = asyncio.run(run())
+    expected = ['fan-out %d' % i for i in range(messages)]
+    assert len(results) == subscribers
+    assert all(received == expected for received in results)   # none lost, none doubled
+    print('\n%d subscribers x %d messages = %d deliveries in %.2f s (%.0f/s)'
+          % (subscribers, messages, subscribers * messages, elapsed,
+             subscribers * messages / elapsed))
+
+
+def test_redis_restart_servers_keep_serving_and_resubscribe(servers, redis_server):
+    a, b = servers
+    clients = [join(a, 'restart'), join(b, 'restart')]
+    marks = [len(server.lines) for server in servers]
+    redis_server.stop()
+    for server in servers:   # HTTP goes on without Redis...
+        assert requests.get(server.url + '/', timeout=10).status_code == 200
+    # ...publishing says clearly that it cannot
+    response = requests.post(a.url + '/publish/restart/', data=b'lost', timeout=30)
+    assert response.status_code == 503
+    assert 'is unreachable' in response.text
+    for server, mark in zip(servers, marks):
+        server.wait_for('Redis at redis://127.0.0.1:%d/0 went away' % redis_server.port,
+                        start=mark)
+    redis_server.start()
+    for server, mark in zip(servers, marks):
+        server.wait_for(r'Redis at \S+ is back; subscribing again to \d+ channel', start=mark)
+    # Once re-subscribed, messages published after the restart arrive on both servers.
+    deadline = time.monotonic() + 20
+    while requests.post(a.url + '/publish/restart/', data=b'probe', timeout=10).status_code != 204:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    for i in range(10):
+        requests.post(b.url + '/publish/restart/', data=b'after %d' % i, timeout=10)
+    for ws in clients:
+        received = []
+        while len(received) < 10:
+            message = ws.recv()
+            if message.startswith('after'):
+                received.append(message)
+        assert received == ['after %d' % i for i in range(10)]
+        ws.close()
+
+
+def test_publish_from_a_management_command(servers, project_env, redis_server):
+    listeners = [join(server, 'command') for server in servers]
+    result = subprocess.run(
+        [PYTHON, 'manage.py', 'publish', 'group:command', 'from the command line'],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**project_env, 'PATH': '/usr/bin:/bin',
+             'SUPERSERVER_TEST_BROKER': redis_server.url})
+    assert result.returncode == 0, result.stderr
+    for ws in listeners:
+        assert ws.recv() == 'from the command line'
+        ws.close()
+
+
+def test_publish_command_refuses_the_memory_broker(project_env):
+    result = subprocess.run(
+        [PYTHON, 'manage.py', 'publish', 'group:x', 'nowhere'], cwd=ROOT, capture_output=True,
+        text=True, timeout=60, env={**project_env, 'PATH': '/usr/bin:/bin'})
+    assert result.returncode == 1
+    assert 'reaches this process only' in result.stderr
