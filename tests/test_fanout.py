@@ -176,3 +176,14 @@ def test_publish_command_refuses_the_memory_broker(project_env):
         text=True, timeout=60, env={**project_env, 'PATH': '/usr/bin:/bin'})
     assert result.returncode == 1
     assert 'reaches this process only' in result.stderr
+
+
+def test_one_redis_connection_per_process_for_all_subscriptions(servers, redis_server):
+    sockets = [join(server, 'room-%d' % n) for n in range(20) for server in servers]
+    client = redis.Redis.from_url(redis_server.url)
+    subscribers = [c for c in client.client_list() if int(c['sub']) > 0]
+    assert len(subscribers) == 2   # one connection per server process, for 40 sockets
+    rooms = ['group:room-%d' % n for n in range(20)]
+    assert [count for _, count in client.pubsub_numsub(*rooms)] == [2] * 20   # one each
+    for ws in sockets:
+        ws.close()
