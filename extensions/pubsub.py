@@ -91,7 +91,9 @@ class Subscription:
         try:
             self._queue.put_nowait((channel, message))
         except Full:
-            self._too_slow = True
+            # Too far behind: end the subscription rather than skip messages.
+            self._too_slow = self.closed = True
+            self.broker._detach(self)
             self._queue.queue.clear()
             self._queue.put_nowait(None)
 

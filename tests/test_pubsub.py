@@ -43,6 +43,9 @@ def test_a_subscriber_too_slow_is_told_not_thinned():
         broker.publish('a', str(i))
     with pytest.raises(SubscriberTooSlow, match='fell 3 messages behind on a'):
         subscription.get(timeout=1)
+    broker.publish('a', 'after the end')
+    assert subscription.get(timeout=1) is None   # ended for good: no messages after a gap
+    assert broker._local == {}
 
 
 def test_channel_names():
