@@ -2,6 +2,7 @@
 import os
 import pty
 import re
+import select
 import shutil
 import socket
 import ssl
@@ -116,14 +117,19 @@ def test_access_log_is_coloured_on_a_terminal(tmp_path):
         stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal)
     os.close(terminal)
     output = b''
+    deadline = time.monotonic() + 30
+
+    def read_until(marker):
+        nonlocal output
+        while marker not in output and time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.5)[0]:
+                output += os.read(controller, 4096)
+
     try:
-        deadline = time.monotonic() + 30
-        while b'Quit the server' not in output and time.monotonic() < deadline:
-            output += os.read(controller, 4096)
+        read_until(b'Quit the server')
         url = re.search(rb'Starting development server at (http://\S+?)/', output).group(1)
         requests.get(url.decode() + '/', timeout=10)
-        while b'"GET / HTTP/1.1" 200' not in output and time.monotonic() < deadline:
-            output += os.read(controller, 4096)
+        read_until(b'"GET / HTTP/1.1" 200')
     finally:
         process.terminate()
         process.wait(10)
