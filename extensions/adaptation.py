@@ -227,4 +227,3 @@ class WebSocketServer(pywsgi.WSGIServer):
         closing = [gevent.spawn(websocket.close, code, reason)
                    for websocket in list(self.websockets) if websocket.accepted]
         gevent.joinall(closing, timeout=timeout or self.websocket_config.close_timeout)
-        return len(closing)

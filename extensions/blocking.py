@@ -52,10 +52,6 @@ class BlockingDetector:
         events.subscribers.append(self._on_event)
         return self
 
-    def stop(self):
-        if self._on_event in events.subscribers:
-            events.subscribers.remove(self._on_event)
-
     def _on_event(self, event):
         # Runs in gevent's monitor thread, while the loop is still blocked.
         if not isinstance(event, events.EventLoopBlocked) or event.hub is None:

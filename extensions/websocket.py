@@ -298,7 +298,7 @@ class WebSocket:
             self._pong.clear()
             try:
                 self.ping(os.urandom(4))
-            except (ConnectionClosed, OSError):
+            except ConnectionClosed:
                 return
             if timeout and not self._pong.wait(timeout) and not self._ended.is_set():
                 logger.info('%s: no pong within %s s, dropping the peer', self, timeout)

@@ -4,6 +4,7 @@ Used by the tests and by the Autobahn runner (``autobahn/run.py``).
 """
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +13,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+
+
+def free_port():
+    """A loopback port nothing listens on now (for servers that must keep their port)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
 
 
 class ServerProcess:

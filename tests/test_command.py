@@ -4,7 +4,6 @@ import pty
 import re
 import select
 import shutil
-import socket
 import ssl
 import subprocess
 import textwrap
@@ -16,7 +15,7 @@ import websocket
 
 from extensions.management.commands.superserver import parse_addrport
 
-from .server_process import PYTHON, ROOT, ServerProcess
+from .server_process import PYTHON, ROOT, ServerProcess, free_port
 
 DEMO = {'DJANGO_SETTINGS_MODULE': 'superserver.settings'}
 
@@ -313,12 +312,6 @@ VIEWS = '''
         for message in ws:
             ws.send(message)
 '''
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def test_reload_closes_websockets_with_1012_and_serves_the_new_code(tmp_path):

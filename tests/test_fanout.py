@@ -2,7 +2,6 @@
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import time
 
@@ -12,7 +11,7 @@ import requests
 import websocket
 from websockets.asyncio.client import connect
 
-from .server_process import PYTHON, ROOT, ServerProcess
+from .server_process import PYTHON, ROOT, ServerProcess, free_port
 
 # Skipped on a developer's machine without redis-server; never in CI, where it must run.
 pytestmark = pytest.mark.skipif(shutil.which('redis-server') is None and not os.environ.get('CI'),
@@ -23,9 +22,7 @@ class RedisProcess:
     """redis-server on a free loopback port, in a directory of its own, no persistence."""
 
     def __init__(self, directory):
-        with socket.socket() as sock:
-            sock.bind(('127.0.0.1', 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.directory = directory
         self.url = 'redis://127.0.0.1:%d/0' % self.port
         self.process = None

@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from extensions.pubsub import PublishError, publish
+from extensions.pubsub import MemoryBroker, PublishError, get_broker, publish
 
 
 class Command(BaseCommand):
@@ -13,10 +13,10 @@ class Command(BaseCommand):
         parser.add_argument('message')
 
     def handle(self, channel, message, **options):
-        broker = getattr(settings, 'SUPERSERVER_BROKER', 'memory://')
-        if broker.startswith('memory://'):
+        if isinstance(get_broker(), MemoryBroker):
             raise CommandError('SUPERSERVER_BROKER is %s, which reaches this process only: '
-                               'set it to a redis:// URL to publish to the servers' % broker)
+                               'set it to a redis:// URL to publish to the servers'
+                               % getattr(settings, 'SUPERSERVER_BROKER', 'memory://'))
         try:
             publish(channel, message)
         except PublishError as error:
