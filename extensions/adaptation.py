@@ -3,27 +3,35 @@
     client -> WebSocketServer -> WebSocketHandler -> WebSocketMiddleware -> application
 
 - ``WebSocketHandler`` (a ``pywsgi.WSGIHandler``) sets TCP_NODELAY, limits the time a
-  client has to send its request head, lends its socket to upgrades and ends the HTTP
-  connection after a 101.
+  client has to send its request head, believes X-Forwarded-For from trusted proxies,
+  lends its socket to upgrades and ends the HTTP connection after a 101.
 - ``WebSocketMiddleware`` sets ``environ['wsgi.server']`` on every request. On a valid
   upgrade request from an allowed origin it puts a ``WebSocket`` in
   ``environ['wsgi.websocket']`` and calls the application, whose view accepts it or
   answers in plain HTTP. A bad handshake is answered here (400, 403, 426).
-- ``WebSocketServer`` wraps its application in the middleware.
+- ``WebSocketServer`` wraps its application in the middleware, serves at most
+  ``max_connections`` at once and stops gracefully (``shutdown``, SIGTERM, SIGINT):
+  websockets get a close frame, in-flight requests time to finish.
 
 Nothing here imports Django; ``extensions.wsgi`` and ``extensions.conf`` add it.
 """
+import errno
 import logging
+import resource
+import signal
 import socket
+import threading
 import time
+from contextlib import contextmanager
 from http import HTTPStatus
 
 import gevent
 from gevent import pywsgi
 
-from .config import WebSocketConfig
+from .config import ServerConfig, WebSocketConfig
 from .exceptions import HandshakeError
 from .handshake import is_upgrade_request, read_handshake, same_origin
+from .proxies import forwarded_client, forwarded_scheme, trusted_networks
 from .websocket import WebSocket
 
 __all__ = ['WebSocketServer', 'WebSocketHandler', 'WebSocketMiddleware', 'default_origin_policy']
@@ -76,6 +84,10 @@ class WebSocketMiddleware:
         if transport is None or not is_upgrade_request(environ):
             # Plain HTTP, or a server that cannot lend its socket: no websocket.
             return self.application(environ, start_response)
+        if getattr(self.server, 'stopping', False):
+            # No new websocket on a server that is closing the ones it has.
+            return plain_response(start_response, 503, 'server shutting down',
+                                  [('Retry-After', '1')])
         try:
             handshake = read_handshake(environ)
             if not self.origin_policy(handshake.origin, environ):
@@ -140,8 +152,15 @@ class WebSocketHandler(pywsgi.WSGIHandler):
         super().handle()
 
     def read_requestline(self):
-        self.socket.settimeout(self.server.websocket_config.handshake_timeout)
-        return super().read_requestline()
+        server = self.server
+        if server.stopping:
+            return ''   # no further request on this connection: it ends here
+        self.socket.settimeout(server.websocket_config.handshake_timeout)
+        server.waiting.add(self)   # a shutdown may end the wait for a request
+        try:
+            return super().read_requestline()
+        finally:
+            server.waiting.discard(self)
 
     def read_request(self, raw_requestline):
         try:
@@ -159,6 +178,17 @@ class WebSocketHandler(pywsgi.WSGIHandler):
     def get_environ(self):
         environ = super().get_environ()
         environ[TRANSPORT_KEY] = self
+        self.server.requests_served += 1
+        proxies = self.server.trusted_proxies
+        if proxies:
+            peer = environ['REMOTE_ADDR']
+            client = forwarded_client(peer, environ.get('HTTP_X_FORWARDED_FOR'), proxies)
+            if client != peer:
+                environ['REMOTE_ADDR'] = client
+                environ.pop('REMOTE_PORT', None)   # the proxy's, not the client's
+            scheme = forwarded_scheme(peer, environ.get('HTTP_X_FORWARDED_PROTO'), proxies)
+            if scheme is not None:
+                environ['wsgi.url_scheme'] = scheme
         return environ
 
     def log_request(self):
@@ -166,11 +196,12 @@ class WebSocketHandler(pywsgi.WSGIHandler):
         log = self.server.access_log
         if log is None:
             return super().log_request()
-        websocket = (self.environ or {}).get('wsgi.websocket')
+        environ = self.environ or {}
+        websocket = environ.get('wsgi.websocket')
         if websocket is not None and websocket.accepted:
-            peer = self.client_address
-            if isinstance(peer, tuple):
-                peer = '%s:%s' % peer[:2]
+            peer = environ.get('REMOTE_ADDR')
+            if environ.get('REMOTE_PORT'):
+                peer = '%s:%s' % (peer, environ['REMOTE_PORT'])
             if websocket.sent_close_code is not None:
                 ending = 'closed %d by the server' % websocket.sent_close_code
             elif websocket.close_code == 1006:
@@ -178,7 +209,7 @@ class WebSocketHandler(pywsgi.WSGIHandler):
             else:
                 ending = 'closed %s by the client' % websocket.close_code
             line = 'WebSocket %s from %s %s after %.1fs, %d in, %d out' % (
-                self.environ.get('PATH_INFO'), peer or '-', ending,
+                environ.get('PATH_INFO'), peer or '-', ending,
                 time.monotonic() - websocket.accepted_at,
                 websocket.messages_in, websocket.messages_out)
         else:
@@ -197,33 +228,158 @@ class WebSocketHandler(pywsgi.WSGIHandler):
             self.socket = None
 
 
+def connection_limit():
+    """Connections one process can hold: nine tenths of its open-file limit, first raised
+    to the hard limit (the rest is left for database connections, files, Redis)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return max(1, soft * 9 // 10)
+
+
 class WebSocketServer(pywsgi.WSGIServer):
     """A gevent WSGI server whose application can accept websockets.
 
-    ``websocket_config`` sets the limits, ``origin_policy(origin, environ)`` decides
-    which pages may connect; the middleware and websocket classes are hooks too.
-    ``access_log``, a ``logging.Logger``, gets one line per request and per websocket
-    instead of pywsgi's lines in ``log``. ``websockets`` holds the open websockets.
+    ``websocket_config`` sets the limits of each websocket, ``server_config`` those of
+    the server (connections at once, graceful timeout, trusted proxies), and
+    ``origin_policy(origin, environ)`` decides which pages may connect; the middleware
+    and websocket classes are hooks too. ``access_log``, a ``logging.Logger``, gets one
+    line per request and per websocket instead of pywsgi's lines in ``log``.
+    ``on_shutdown`` callables run when a graceful shutdown starts (to end streams).
+    ``websockets`` holds the open websockets.
     """
 
     handler_class = WebSocketHandler
     middleware_class = WebSocketMiddleware
 
-    def __init__(self, listener, application, *, websocket_config=None, origin_policy=None,
-                 middleware_class=None, websocket_class=None, access_log=None, **kwargs):
+    #: Seconds accepting pauses when the process has no file descriptor left.
+    accept_pause = 0.5
+
+    def __init__(self, listener, application, *, websocket_config=None, server_config=None,
+                 origin_policy=None, middleware_class=None, websocket_class=None,
+                 access_log=None, on_shutdown=(), **kwargs):
+        self.server_config = server_config or ServerConfig()
+        if kwargs.get('spawn', 'default') == 'default':
+            kwargs['spawn'] = self.server_config.max_connections or connection_limit()
         super().__init__(listener, application, **kwargs)
         self.access_log = access_log
         self.websockets = set()
         self.websocket_config = websocket_config or WebSocketConfig()
+        self.trusted_proxies = trusted_networks(self.server_config.trusted_proxies)
+        self.on_shutdown = list(on_shutdown)
+        #: True once a graceful shutdown started: no new request or websocket.
+        self.stopping = False
+        #: Handlers waiting for a request on an open connection.
+        self.waiting = set()
+        #: HTTP requests and websocket handshakes handled so far.
+        self.requests_served = 0
+        self._shutdown = None
         if middleware_class is not None:
             self.middleware_class = middleware_class
         self.application = self.middleware_class(
             self.application, server=self, config=self.websocket_config,
             origin_policy=origin_policy, websocket_class=websocket_class)
 
+    def do_read(self):
+        try:
+            return super().do_read()
+        except OSError as error:
+            if error.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+        # Out of file descriptors: the connection stays in the backlog. Pause instead
+        # of retrying at once (an accept storm) or failing (a traceback per attempt).
+        logger.warning('no file descriptor left to accept a connection (%d open); '
+                       'accepting again in %s s', len(self.pool), self.accept_pause)
+        self.stop_accepting()
+        gevent.spawn_later(self.accept_pause, self._resume_accepting)
+        return None
+
+    def _resume_accepting(self):
+        if not self.closed and not self.stopping:
+            self.start_accepting()
+
     def close_websockets(self, code=1001, reason='', timeout=None):
         """Close every open websocket with ``code`` (1001: going away, 1012: restarting),
         all at once, waiting at most ``timeout`` seconds (default: close_timeout)."""
         closing = [gevent.spawn(websocket.close, code, reason)
-                   for websocket in list(self.websockets) if websocket.accepted]
+                   for websocket in list(self.websockets)
+                   if websocket.accepted and not websocket.closed]
         gevent.joinall(closing, timeout=timeout or self.websocket_config.close_timeout)
+
+    def shutdown(self, code=1001, reason='', timeout=None):
+        """Stop gracefully, within ``timeout`` seconds (default: graceful_timeout).
+
+        Stop accepting; end connections waiting for a request; run ``on_shutdown``
+        (streams end there); close every websocket with ``code`` (1001: going away,
+        1012: restarting, so clients reconnect to a new process) and wait for the
+        closing handshakes; let in-flight requests finish. What is still open at the
+        deadline is cut. Returns True if nothing had to be cut.
+        """
+        if timeout is None:
+            timeout = self.server_config.graceful_timeout
+        deadline = time.monotonic() + timeout
+        self.stopping = True
+        self.close()
+        for callback in self.on_shutdown:
+            callback()
+        while self.pool and time.monotonic() < deadline:
+            for handler in list(self.waiting):
+                _end_reading(handler.socket)
+            # Views still deciding may accept after the first round: close those too.
+            self.close_websockets(code, reason, timeout=max(0.0, deadline - time.monotonic()))
+            self.pool.join(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+        left = len(self.pool)
+        if left:
+            logger.warning('%d connection(s) still open after %s s: cut', left, timeout)
+            self.pool.kill(block=True, timeout=1)
+        return not left
+
+    def serve_forever(self, stop_timeout=None):
+        """Serve until ``stop()``; SIGTERM or SIGINT start a graceful ``shutdown`` (1001),
+        a second one cuts it short."""
+        if not self.started:
+            self.start()
+        with self._graceful_signals():
+            self._stop_event.wait()
+            if self._shutdown is None:
+                gevent.spawn(self.stop, timeout=stop_timeout).join()
+            else:
+                self._shutdown.join()
+
+    @contextmanager
+    def _graceful_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield   # only the main thread receives signals
+            return
+        handlers = [gevent.signal_handler(signum, self._on_signal, signum)
+                    for signum in (signal.SIGTERM, signal.SIGINT)]
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.cancel()
+
+    def _on_signal(self, signum):
+        name = signal.Signals(signum).name
+        if self._shutdown is None:
+            logger.info('%s: shutting down gracefully (%d connection(s) open)',
+                        name, len(self.pool))
+            self._shutdown = gevent.spawn(self.shutdown)
+        else:
+            logger.warning('%s again: stopping now', name)
+            self._shutdown.kill(block=False)
+            self._shutdown = gevent.spawn(self.stop, timeout=0)
+
+
+def _end_reading(sock):
+    """Make a handler blocked reading a request see the end of the connection."""
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except (OSError, AttributeError):
+        pass   # already gone

@@ -75,8 +75,9 @@ class BlockingDetector:
         hidden = len(stack) - len(shown)
         logger.warning(
             'The event loop was blocked for more than %d ms at %s:%d (in %s); every other '
-            'request and websocket waited. Use cooperative I/O, or move the work off the '
-            'loop (gevent.get_hub().threadpool). Stack of the blocking code%s:\n%s',
+            'request and websocket waited. Use cooperative I/O, or run the call in a '
+            'thread with extensions.offload(function, *args). Stack of the blocking '
+            'code%s:\n%s',
             threshold * 1000, place.filename, place.lineno, place.name,
             ' (%d outer frames not shown)' % hidden if hidden else '',
             ''.join(traceback.format_list(shown)).rstrip())

@@ -1,9 +1,13 @@
 """superserver's Django settings, read when a server is built, never at import time.
 
-Limits (defaults in ``extensions.config.WebSocketConfig``)::
+Limits of each websocket (defaults in ``extensions.config.WebSocketConfig``)::
 
     SUPERSERVER_MAX_MESSAGE_SIZE   SUPERSERVER_MAX_QUEUE      SUPERSERVER_CLOSE_TIMEOUT
     SUPERSERVER_PING_INTERVAL      SUPERSERVER_PING_TIMEOUT   SUPERSERVER_HANDSHAKE_TIMEOUT
+
+Of the server (``extensions.config.ServerConfig``)::
+
+    SUPERSERVER_MAX_CONNECTIONS    SUPERSERVER_GRACEFUL_TIMEOUT   SUPERSERVER_TRUSTED_PROXIES
 
 Origins (cross-site websocket hijacking protection)::
 
@@ -17,18 +21,28 @@ from django.conf import settings
 from django.http.request import split_domain_port
 from django.utils.http import is_same_domain
 
-from .config import WebSocketConfig
+from .config import ServerConfig, WebSocketConfig
 from .handshake import origin_host, same_origin
+
+
+def _from_settings(config_class):
+    values = {}
+    for field in dataclasses.fields(config_class):
+        name = 'SUPERSERVER_' + field.name.upper()
+        if hasattr(settings, name):
+            values[field.name] = getattr(settings, name)
+    return config_class(**values)
 
 
 def websocket_config():
     """The ``WebSocketConfig`` the project's settings ask for."""
-    values = {}
-    for field in dataclasses.fields(WebSocketConfig):
-        name = 'SUPERSERVER_' + field.name.upper()
-        if hasattr(settings, name):
-            values[field.name] = getattr(settings, name)
-    return WebSocketConfig(**values)
+    return _from_settings(WebSocketConfig)
+
+
+def server_config():
+    """The ``ServerConfig`` the project's settings ask for."""
+    config = _from_settings(ServerConfig)
+    return dataclasses.replace(config, trusted_proxies=tuple(config.trusted_proxies))
 
 
 def _allowed_hosts():

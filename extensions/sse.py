@@ -14,7 +14,8 @@
         return sse.stream(subscribe('news'))      # every message published on 'news'
 
 While the source is quiet, a comment line goes out every ``heartbeat`` seconds, so that
-proxies keep the stream open and a vanished client is noticed.
+proxies keep the stream open and a vanished client is noticed. A graceful shutdown
+(``end_streams``) ends every stream cleanly, and the browser reconnects.
 """
 from dataclasses import dataclass
 
@@ -24,7 +25,10 @@ from gevent.queue import Empty, Queue
 
 from .pubsub import Subscription
 
-__all__ = ['Event', 'stream', 'last_event_id']
+__all__ = ['Event', 'stream', 'last_event_id', 'end_streams']
+
+_END = object()        # queued after a stream's last event
+_open_streams = set()  # the queue of every stream being sent
 
 
 @dataclass(frozen=True)
@@ -72,16 +76,16 @@ def _as_event(item):
 def _events(source, heartbeat, retry):
     """The response body: events from ``source`` as they come, comments in between."""
     queue = Queue()
-    done = object()
 
     def produce():
         try:
             for item in source:
                 queue.put(_as_event(item))
         finally:
-            queue.put(done)
+            queue.put(_END)
 
     producer = gevent.spawn(produce)
+    _open_streams.add(queue)
     try:
         if retry is not None:
             yield b'retry: %d\n\n' % retry
@@ -92,14 +96,22 @@ def _events(source, heartbeat, retry):
             except Empty:
                 yield b': keep-alive\n\n'
                 continue
-            if event is done:
+            if event is _END:
                 return
             yield event.encode()
     finally:
+        _open_streams.discard(queue)
         # The client went away (or the source ended): stop the source too.
         if isinstance(source, Subscription):
             source.close()
         producer.kill()
+
+
+def end_streams():
+    """End every stream of this process after the events already queued: their
+    responses finish cleanly and browsers reconnect (to another process)."""
+    for queue in list(_open_streams):
+        queue.put(_END)
 
 
 def stream(source, *, heartbeat=15, retry=None):

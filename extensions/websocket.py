@@ -54,6 +54,9 @@ class WebSocket:
         self.sent_close_code = None
         #: Messages received and sent, and when the connection was accepted (for logs).
         self.messages_in = self.messages_out = 0
+        #: Callables run in the view's greenlet when ``receive`` is about to wait for a
+        #: message that has not arrived: the Django layer releases database connections.
+        self.before_waiting = []
         self.accepted_at = None
         self._start_response = start_response
         self._socket = transport.socket
@@ -121,6 +124,9 @@ class WebSocket:
         self._handling = False
         if self._eof:
             return None
+        if self._messages.empty():
+            for callback in self.before_waiting:
+                callback()
         try:
             message = self._messages.get(timeout=timeout)
         except Empty:

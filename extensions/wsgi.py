@@ -1,49 +1,71 @@
 """The Django project as superserver serves it, and a server for it.
 
-``get_wsgi_application()`` is Django's, plus one duty a websocket view needs: its
-database connections are closed when it ends. A view may run for hours in its own
-greenlet; without this, thousands of sockets would hold thousands of connections
-(``CONN_MAX_AGE`` keeps them open by design, and an exception skips Django's own cleanup).
+``get_wsgi_application()`` is Django's plus what websocket views need (``serving``):
+they run for hours in their own greenlets, so their database connections are released
+while they wait for a message and closed when they end, and the number they open at
+once is bounded (``extensions.db``). ``make_server`` builds the server with the limits,
+origin policy and proxies from the settings; the gunicorn worker uses both.
 """
 import django
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import connections
 from werkzeug.wsgi import ClosingIterator
 
+from . import db, sse
 from .adaptation import WebSocketServer
-from .conf import origin_allowed, websocket_config
+from .conf import origin_allowed, server_config, websocket_config
 
-__all__ = ['get_wsgi_application', 'make_server', 'CloseDatabaseConnections']
+__all__ = ['get_wsgi_application', 'serving', 'make_server', 'CloseDatabaseConnections']
+
+#: Connections per database that websocket views of one process open at once.
+DEFAULT_DATABASE_CONNECTIONS = 10
 
 
 class CloseDatabaseConnections:
-    """WSGI middleware: close the connections of a websocket request when it ends."""
+    """WSGI middleware: a websocket view's connections are released while it waits for
+    a message and closed when it ends."""
 
     def __init__(self, application):
         self.application = application
 
     def __call__(self, environ, start_response):
-        if 'wsgi.websocket' not in environ:
+        websocket = environ.get('wsgi.websocket')
+        if websocket is None:
             return self.application(environ, start_response)
+        websocket.before_waiting.append(db.release_connections)
+        db.view_started()
         try:
             result = self.application(environ, start_response)
         except BaseException:
-            connections.close_all()
+            db.view_ended()
             raise
         # Same greenlet, so the same (greenlet-local) connections as the view's.
-        return ClosingIterator(result, connections.close_all)
+        return ClosingIterator(result, db.view_ended)
+
+
+def serving(application):
+    """``application`` (Django's, as a project's wsgi.py makes it) ready for
+    ``WebSocketServer``; an application already made ready is returned as it is."""
+    db.limit_connections(getattr(settings, 'SUPERSERVER_DATABASE_CONNECTIONS',
+                                 DEFAULT_DATABASE_CONNECTIONS))
+    if isinstance(application, CloseDatabaseConnections):
+        return application
+    return CloseDatabaseConnections(application)
 
 
 def get_wsgi_application():
     """The project's WSGI application, ready for ``WebSocketServer``."""
     django.setup(set_prefix=False)
-    return CloseDatabaseConnections(WSGIHandler())
+    return serving(WSGIHandler())
 
 
 def make_server(listener, application=None, **kwargs):
-    """A ``WebSocketServer`` for the project, limits and origins from its settings."""
+    """A ``WebSocketServer`` for the project: limits, origins and proxies from its
+    settings; a graceful shutdown ends its Server-Sent Events streams."""
     if application is None:
         application = get_wsgi_application()
     kwargs.setdefault('websocket_config', websocket_config())
+    kwargs.setdefault('server_config', server_config())
     kwargs.setdefault('origin_policy', origin_allowed)
+    kwargs.setdefault('on_shutdown', [sse.end_streams])
     return WebSocketServer(listener, application, **kwargs)

@@ -162,18 +162,25 @@ def test_plain_get_of_a_websocket_view_is_426(django_server):
     assert response.headers['Upgrade'] == 'websocket'
 
 
-def test_database_connection_is_closed_when_the_view_ends(django_server):
+def test_database_connection_is_released_while_waiting_and_closed_when_the_view_ends(
+        django_server):
     def open_connections():
         return requests.get(django_server.url + '/db/', timeout=10).json()['open']
 
+    def eventually(expected):
+        deadline = time.monotonic() + 10
+        while open_connections() != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return open_connections()
+
     ws = connect(django_server, '/ws/db/')
-    assert ws.recv() == '1'          # the view queried the database
-    assert open_connections() == 1   # CONN_MAX_AGE would keep it open...
+    assert ws.recv() == '1'          # the view queried the database, then waits:
+    assert eventually(0) == 0        # CONN_MAX_AGE would keep it open, superserver not
+    ws.send('next')
+    assert ws.recv() == '1'          # queried again, and waits inside atomic():
+    assert open_connections() == 1   # the transaction keeps its connection...
     ws.close()
-    deadline = time.monotonic() + 10
-    while open_connections() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert open_connections() == 0   # ...but the view ended, so superserver closed it
+    assert eventually(0) == 0        # ...until the view ends
 
 
 @pytest.mark.parametrize('origin, allowed', [

@@ -1,7 +1,7 @@
 import gevent
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.db import connections
+from django.db import connections, transaction
 from django.http import HttpResponse, JsonResponse
 from gevent import monkey
 from django.views.decorators.csrf import csrf_exempt
@@ -104,10 +104,15 @@ def two_senders(request):
 
 @require_websocket
 def uses_database(request):
+    """Queries, waits (its connection released meanwhile), then queries and waits
+    inside a transaction (its connection kept for it)."""
     websocket = request.environ['wsgi.websocket']
-    websocket.send(str(User.objects.count()))
     WEBSOCKET_CONNECTIONS.append(connections['default'])
+    websocket.send(str(User.objects.count()))
     websocket.receive()
+    with transaction.atomic():
+        websocket.send(str(User.objects.count()))
+        websocket.receive()
 
 
 @require_websocket

@@ -1,0 +1,156 @@
+"""gunicorn's gevent worker, serving with superserver: every core, websockets included.
+
+    gunicorn -k extensions.gunicorn.WebSocketWorker -w 4 myproject.wsgi
+
+Each worker process patches the standard library (``gevent_specific``) before it loads
+the application, then serves it with ``WebSocketServer``, its handler and middleware. A
+Django project's unmodified wsgi.py is served with the limits, origin policy and trusted
+proxies of its settings, as ``./manage.py superserver`` serves it; any other WSGI
+application with the defaults. gunicorn's --certfile/--keyfile give wss, and its access
+log gets one line per request and one per websocket (when it ends, status 101).
+
+Connections at once per worker: ``SUPERSERVER_MAX_CONNECTIONS`` when the project sets it,
+else gunicorn's --worker-connections.
+
+Stopping loses no one:
+
+- SIGTERM to the master (shutdown): the worker stops accepting, websockets get 1001
+  (going away), in-flight requests and SSE streams get --graceful-timeout to finish.
+- HUP (new workers replace the old), a worker retired by --max-requests or by TTOU: the
+  same, but websockets get 1012 (service restart), so clients reconnect at once, to the
+  workers that go on. A worker tells the two apart by whether the master still listens.
+- SIGINT/SIGQUIT (gunicorn's quick shutdown): 1001, and one second for everything.
+"""
+import os
+import stat
+import sys
+import warnings
+
+import gevent
+from gevent.event import Event
+from gunicorn.http.wsgi import base_environ
+from gunicorn.sock import ssl_context
+from gunicorn.workers.ggevent import VERSION, GeventPyWSGIWorker, PyWSGIHandler
+
+from .adaptation import WebSocketHandler, WebSocketServer
+
+__all__ = ['WebSocketWorker']
+
+QUICK_SHUTDOWN_TIMEOUT = 1.0
+
+
+class GunicornHandler(WebSocketHandler, PyWSGIHandler):
+    """superserver's handler, logging to gunicorn's access log and environ."""
+
+
+class WebSocketWorker(GeventPyWSGIWorker):
+    """gunicorn's gevent worker with ``WebSocketServer`` and a graceful stop."""
+
+    wsgi_handler = GunicornHandler
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)   # runs in the master: nothing process-wide
+        self.servers = []
+        self.retired = False       # by max_requests: a restart, whatever the master does
+        self.quick = False         # SIGINT/SIGQUIT: one second to stop
+        self._wakeup = None
+
+    def patch(self):
+        with warnings.catch_warnings():
+            # gunicorn's master imported ssl but made no SSL object before this fork:
+            # patching now is safe, and a warning in every worker would only alarm.
+            warnings.filterwarnings('ignore', 'gevent_specific was imported too late')
+            import gevent_specific
+            gevent_specific.patch()
+        super().patch()   # gevent sockets for the listeners
+
+    def make_server(self, listener):
+        """A ``WebSocketServer`` for one listening socket."""
+        environ = base_environ(self.cfg)
+        environ.update({'wsgi.multithread': True, 'SERVER_SOFTWARE': VERSION})
+        options = {'log': self.log, 'handler_class': self.wsgi_handler, 'environ': environ}
+        if self.cfg.is_ssl:
+            options['ssl_context'] = ssl_context(self.cfg)
+        django_settings = _django_settings()
+        if django_settings is None:
+            return WebSocketServer(listener, self.wsgi, spawn=self.worker_connections,
+                                   **options)
+        from .wsgi import make_server, serving
+        options['spawn'] = getattr(django_settings, 'SUPERSERVER_MAX_CONNECTIONS', None) \
+            or self.worker_connections
+        return make_server(listener, serving(self.wsgi), **options)
+
+    def run(self):
+        self._wakeup = Event()
+        self.servers = [self.make_server(listener) for listener in self.sockets]
+        for server in self.servers:
+            server.start()
+        while self.alive:
+            self.notify()
+            if sum(server.requests_served for server in self.servers) >= self.max_requests:
+                self.log.info('Autorestarting worker after %d requests', self.max_requests)
+                self.retired = True
+                self.alive = False
+                break
+            self._wakeup.wait(1.0)
+        self.stop_serving()
+
+    def stop_serving(self):
+        """Close websockets (1012 if this is a restart, else 1001) and let requests end."""
+        restart = self.retired or _master_listens(self.ppid, self.sockets)
+        code, reason = (1012, 'server restarting') if restart else (1001, 'server shutting down')
+        timeout = QUICK_SHUTDOWN_TIMEOUT if self.quick else self.cfg.graceful_timeout
+        self.log.info('Stopping worker (pid:%s): websockets get %d, %s s for the rest',
+                      self.pid, code, timeout)
+        heartbeat = gevent.spawn(self._keep_notifying)
+        try:
+            gevent.joinall([gevent.spawn(server.shutdown, code, reason, timeout)
+                            for server in self.servers])
+        finally:
+            heartbeat.kill()
+
+    def _keep_notifying(self):
+        # The master kills a worker that stays silent for --timeout, shutting down or not.
+        while True:
+            self.notify()
+            gevent.sleep(1.0)
+
+    def handle_exit(self, sig, frame):
+        super().handle_exit(sig, frame)
+        self._wake()
+
+    def handle_quit(self, sig, frame):
+        self.alive = False
+        self.quick = True
+        gevent.spawn(self.cfg.worker_int, self)
+        self._wake()
+
+    def _wake(self):
+        if self._wakeup is not None:
+            gevent.spawn(self._wakeup.set)   # not from inside a signal handler
+
+
+def _django_settings():
+    """The settings of the Django project being served, or None for another application."""
+    conf = sys.modules.get('django.conf')
+    if conf is None or not conf.settings.configured:
+        return None
+    return conf.settings
+
+
+def _master_listens(master_pid, listeners):
+    """Does the master still hold our listening sockets? It closes them before it
+    sends SIGTERM for a shutdown, and keeps them when it replaces workers."""
+    try:
+        ours = {os.fstat(listener.fileno()).st_ino for listener in listeners}
+        directory = '/proc/%d/fd' % master_pid
+        for fd in os.listdir(directory):
+            try:
+                status = os.stat(os.path.join(directory, fd))
+            except OSError:
+                continue   # closed meanwhile
+            if stat.S_ISSOCK(status.st_mode) and status.st_ino in ours:
+                return True
+    except OSError:
+        pass   # no /proc, or not allowed to look: assume a shutdown
+    return False
