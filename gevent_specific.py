@@ -9,13 +9,26 @@ imported, it still patches but warns with ``PatchedTooLate``. Imported after a t
 was started, it refuses with ``StartedTooLate``: patching then breaks the import
 system (its locks change hands) and leaves that thread blocking. Where psycopg2 and
 psycogreen are installed, psycopg2 is made cooperative too.
+
+A program that does not import it first can be run patched all the same::
+
+    python -m gevent_specific SCRIPT [args...]
+    python -m gevent_specific -m MODULE [args...]
+
+patches first, then runs the script or module as ``python SCRIPT args`` or
+``python -m MODULE args`` would. ``./manage.py superserver`` runs itself again that way
+when the standard library is not patched.
 """
+import os
+import runpy
 import sys
 import warnings
 
 from gevent import monkey
 
-__all__ = ['PatchedTooLate', 'StartedTooLate', 'patch']
+__all__ = ['PatchedTooLate', 'StartedTooLate', 'patch', 'run']
+
+USAGE = 'usage: python -m gevent_specific (SCRIPT | -m MODULE) [args...]'
 
 
 class PatchedTooLate(RuntimeWarning):
@@ -53,4 +66,28 @@ def patch():
     return True
 
 
+def run(argv):
+    """Run ``SCRIPT args`` or ``-m MODULE args`` as __main__, as ``python`` runs them.
+
+    runpy sets ``sys.argv[0]`` to the file it runs (for a script, its absolute path, which
+    is also ``__file__``) and a ``__main__`` module of its own, so Django's autoreloader
+    finds the same command line to restart as under plain ``python``. A script also gets
+    its own directory as ``sys.path[0]`` instead of the current one, as ``python SCRIPT``
+    gives it (unless ``-P`` or ``-I`` said to prepend nothing).
+    """
+    if len(argv) > 1 and argv[0] == '-m':
+        sys.argv[:] = argv[1:]
+        runpy.run_module(argv[1], run_name='__main__', alter_sys=True)
+    elif argv and not argv[0].startswith('-'):
+        sys.argv[:] = argv
+        if not sys.flags.safe_path:
+            sys.path[0] = os.path.dirname(os.path.realpath(argv[0]))
+        runpy.run_path(os.path.abspath(argv[0]), run_name='__main__')
+    else:
+        sys.exit(USAGE)
+
+
 patch()
+
+if __name__ == '__main__':
+    run(sys.argv[1:])

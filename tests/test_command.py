@@ -276,12 +276,12 @@ def test_blocking_check_off_or_above_the_threshold(project_env, options):
         server.stop()
 
 
-# -- projects of their own: reloading, and a manage.py without gevent_specific --------------
+# -- a project of its own: reloading -------------------------------------------------------
 
-def make_project(directory, views, manage=ROOT / 'manage.py'):
+def make_project(directory, views):
     project = directory / 'reloadme'
     project.mkdir()
-    shutil.copy(manage, directory / 'manage.py')
+    shutil.copy(ROOT / 'manage.py', directory / 'manage.py')
     (project / '__init__.py').write_text('')
     (project / 'settings.py').write_text(textwrap.dedent('''
         SECRET_KEY = 'a test project'
@@ -345,19 +345,3 @@ def test_reload_closes_websockets_with_1012_and_serves_the_new_code(tmp_path):
     finally:
         server.stop()
 
-
-def test_warns_when_manage_py_does_not_patch_first(tmp_path):
-    plain_manage = tmp_path / 'plain_manage.py'
-    plain_manage.write_text((ROOT / 'manage.py').read_text().replace(
-        'import gevent_specific', '# (no gevent_specific)'))
-    make_project(tmp_path, VIEWS, manage=plain_manage)
-    server = ServerProcess('--noreload', '127.0.0.1:0', cwd=tmp_path,
-                           manage=tmp_path / 'manage.py',
-                           env={'DJANGO_SETTINGS_MODULE': 'reloadme.settings',
-                                'PYTHONPATH': str(ROOT)})
-    try:
-        server.wait_for('superserver: the standard library is not patched for gevent')
-        assert 'import gevent_specific  # first, before anything else' in server.output()
-        assert requests.get(server.url, timeout=10).text == 'one'   # it still serves
-    finally:
-        server.stop()

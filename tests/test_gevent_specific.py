@@ -1,5 +1,9 @@
-"""gevent_specific patches once, is harmless twice, and warns when imported too late."""
+"""gevent_specific patches once, is harmless twice, warns when imported too late, and runs
+a script or module patched (``python -m gevent_specific``)."""
+import json
 import subprocess
+
+import pytest
 
 from .conftest import PYTHON, ROOT
 
@@ -44,3 +48,55 @@ def test_manage_py_patches_first():
         env={'PATH': '/usr/bin:/bin', 'DJANGO_SETTINGS_MODULE': 'superserver.settings'})
     assert result.stdout.splitlines()[-1] == 'True', result.stderr
     assert 'PatchedTooLate' not in result.stderr
+
+
+# -- python -m gevent_specific: patch, then run a script or module as python would ----------
+
+PROBE = '''
+import json, sys
+from django.utils.autoreload import get_child_arguments
+from gevent import monkey
+print(json.dumps({'argv': sys.argv, 'path0': sys.path[0], 'file': __file__, 'name': __name__,
+                  'spec': getattr(__spec__, 'name', None), 'restart': get_child_arguments(),
+                  'patched': monkey.is_module_patched('socket')}))
+'''
+
+
+def probe(cwd, *args):
+    result = subprocess.run([PYTHON, '-W', 'error', *args], cwd=cwd, capture_output=True,
+                            text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (0, ''), result.stderr
+    return json.loads(result.stdout)
+
+
+def test_runs_a_script_patched_as_python_runs_it(tmp_path):
+    (tmp_path / 'bin').mkdir()
+    (tmp_path / 'bin' / 'probe.py').write_text(PROBE)
+    plain = probe(tmp_path, 'bin/probe.py', 'a', '-b')
+    patched = probe(tmp_path, '-m', 'gevent_specific', 'bin/probe.py', 'a', '-b')
+    assert (plain.pop('patched'), patched.pop('patched')) == (False, True)
+    assert plain['path0'] == str(tmp_path / 'bin')   # the script's directory, not the cwd
+    assert plain['file'] == str(tmp_path / 'bin' / 'probe.py')
+    # runpy gives the script's absolute path as sys.argv[0], where python keeps it as given.
+    assert plain['argv'][0] == plain['restart'][2] == 'bin/probe.py'
+    plain['argv'][0] = plain['restart'][2] = plain['file']
+    assert patched == plain
+
+
+def test_runs_a_module_patched_as_python_runs_it(tmp_path):
+    (tmp_path / 'probe').mkdir()
+    (tmp_path / 'probe' / '__init__.py').write_text('')
+    (tmp_path / 'probe' / '__main__.py').write_text(PROBE)
+    plain = probe(tmp_path, '-m', 'probe', 'a', '-m', 'b')
+    patched = probe(tmp_path, '-m', 'gevent_specific', '-m', 'probe', 'a', '-m', 'b')
+    assert (plain.pop('patched'), patched.pop('patched')) == (False, True)
+    assert plain['restart'][1:] == ['-Werror', '-m', 'probe', 'a', '-m', 'b']
+    assert patched == plain
+
+
+@pytest.mark.parametrize('args', [[], ['-m'], ['-c', 'pass']])
+def test_runner_usage(args):
+    result = subprocess.run([PYTHON, '-m', 'gevent_specific', *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == 'usage: python -m gevent_specific (SCRIPT | -m MODULE) [args...]\n'

@@ -2,17 +2,29 @@
 
 The command parses options, runs the system checks and hands over to
 ``extensions.devserver``; it reads no settings at import time.
+
+Run from a ``manage.py`` that did not import ``gevent_specific`` first, it runs itself
+again under ``python -m gevent_specific`` (``reexec_patched``), which patches the
+standard library before anything else is imported: serving unpatched would let every
+blocking call stall every connection.
 """
+import os
 import re
+import sys
 
 from django.core.management.base import BaseCommand, CommandError
 from django.core.management.commands.runserver import naiveip_re
 from django.db import connections
+from django.utils import autoreload
 from gevent import monkey
 
 from extensions import devserver
 
 DEFAULT_ADDR, DEFAULT_ADDR_IPV6, DEFAULT_PORT = '127.0.0.1', '::1', 8000
+
+#: The pid of a process that re-executed itself patched: exec keeps the pid, so the new
+#: program sees that it was tried already, and a reloader's child (another pid) does not.
+REEXEC_ENV = 'SUPERSERVER_REEXEC'
 
 NOT_PATCHED = (
     'superserver: the standard library is not patched for gevent. Add\n'
@@ -20,11 +32,21 @@ NOT_PATCHED = (
     'as the first line of manage.py (and wsgi.py). Without it, blocking calls stall every\n'
     'connection and greenlets share thread-locals, database connections among them.\n')
 
+REEXEC_DID_NOT_HELP = (
+    'superserver: the standard library is still not patched for gevent after running\n'
+    'again under "python -m gevent_specific" (is another module of that name first on\n'
+    'sys.path?). Serving unpatched: blocking calls stall every connection.\n')
+
 
 class Command(BaseCommand):
     help = ('Start the superserver development server: HTTP and websockets in one process, '
             'with autoreload, static files and the Werkzeug debugger.')
     requires_system_checks = []   # run in the serving process, after the reloader starts
+    from_command_line = False     # call_command() has no command line to run again
+
+    def run_from_argv(self, argv):
+        self.from_command_line = True
+        super().run_from_argv(argv)
 
     def add_arguments(self, parser):
         parser.add_argument('addrport', nargs='?',
@@ -52,11 +74,11 @@ class Command(BaseCommand):
                             help='do not report code that blocks the event loop')
 
     def handle(self, *args, addrport=None, **options):
-        if not monkey.is_module_patched('socket'):
-            self.stderr.write(NOT_PATCHED)
         addr, port = parse_addrport(addrport, options['use_ipv6'])
         if options['block_threshold'] <= 0:
             raise CommandError('--block-threshold must be a positive number of milliseconds.')
+        if not monkey.is_module_patched('socket'):
+            self.patch_or_warn(options['use_reloader'])
         devserver.run(
             addr, port, use_reloader=options['use_reloader'],
             use_debugger=options['use_debugger'], use_evalex=options['use_evalex'],
@@ -66,12 +88,41 @@ class Command(BaseCommand):
             before_serving=None if options['skip_checks'] else self.check_project,
             stdout=self.stdout)
 
+    def patch_or_warn(self, use_reloader):
+        """Re-execute patched where this process will serve and has a command line."""
+        if use_reloader and os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) != 'true':
+            return   # the reloader's parent only starts children, which see to it themselves
+        if not self.from_command_line:
+            self.stderr.write(NOT_PATCHED)
+        elif not reexec_patched():
+            self.stderr.write(REEXEC_DID_NOT_HELP)
+
     def check_project(self):
         """runserver's checks: system checks, then a warning about unapplied migrations."""
         self.stdout.write('Performing system checks...\n\n')
         self.check(display_num_errors=True)
         self.check_migrations()
         connections.close_all()
+
+
+def reexec_patched():
+    """Run this command again, in this process, under ``python -m gevent_specific``.
+
+    Does not return, except with False in the program that this already replaced: exec
+    keeps the pid, which ``REEXEC_ENV`` holds. The command line is the one Django's
+    autoreloader restarts (``python manage.py``, ``python -m django`` or ``django-admin``,
+    after the interpreter's ``-W`` and ``-X`` options), with the runner put before it.
+    """
+    pid = str(os.getpid())
+    if os.environ.get(REEXEC_ENV) == pid:
+        return False
+    os.environ[REEXEC_ENV] = pid
+    arguments = autoreload.get_child_arguments()
+    options = 1 + len(sys.warnoptions) + len(sys._xoptions)   # as get_child_arguments adds them
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable,
+             [*arguments[:options], '-m', 'gevent_specific', *arguments[options:]])
 
 
 def parse_addrport(addrport, use_ipv6=False):

@@ -1,0 +1,57 @@
+"""Services the tests start for real: redis-server.
+
+Import ``redis_server`` (a fixture) into a test module to use it, and mark the module
+``requires_redis``.
+"""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+import redis
+
+from .server_process import free_port
+
+#: Skipped on a developer's machine without redis-server; never in CI, where it must run.
+requires_redis = pytest.mark.skipif(
+    shutil.which('redis-server') is None and not os.environ.get('CI'),
+    reason='redis-server is not installed (make test installs it)')
+
+
+class RedisProcess:
+    """redis-server on a free loopback port, in a directory of its own, no persistence."""
+
+    def __init__(self, directory):
+        self.port = free_port()
+        self.directory = directory
+        self.url = 'redis://127.0.0.1:%d/0' % self.port
+        self.process = None
+        self.start()
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1', '--save', '',
+             '--appendonly', 'no', '--dir', str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(10)
+
+
+@pytest.fixture(scope='module')
+def redis_server(tmp_path_factory):
+    server = RedisProcess(tmp_path_factory.mktemp('redis'))
+    yield server
+    server.stop()
