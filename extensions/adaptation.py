@@ -243,6 +243,11 @@ def connection_limit():
     return max(1, soft * 9 // 10)
 
 
+#: The close reasons a shutdown gives with its codes (RFC 6455 section 7.4.1; 1012 is
+#: IANA's "Service Restart").
+SHUTDOWN_REASONS = {1001: 'server shutting down', 1012: 'server restarting'}
+
+
 class WebSocketServer(pywsgi.WSGIServer):
     """A gevent WSGI server whose application can accept websockets.
 
@@ -312,7 +317,7 @@ class WebSocketServer(pywsgi.WSGIServer):
                    if websocket.accepted and not websocket.closed]
         gevent.joinall(closing, timeout=timeout or self.websocket_config.close_timeout)
 
-    def shutdown(self, code=1001, reason='', timeout=None):
+    def shutdown(self, code=1001, reason=None, timeout=None):
         """Stop gracefully, within ``timeout`` seconds (default: graceful_timeout).
 
         Stop accepting; end connections waiting for a request; run ``on_shutdown``
@@ -321,6 +326,8 @@ class WebSocketServer(pywsgi.WSGIServer):
         closing handshakes; let in-flight requests finish. What is still open at the
         deadline is cut. Returns True if nothing had to be cut.
         """
+        if reason is None:
+            reason = SHUTDOWN_REASONS.get(code, '')
         if timeout is None:
             timeout = self.server_config.graceful_timeout
         deadline = time.monotonic() + timeout

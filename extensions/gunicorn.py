@@ -98,13 +98,13 @@ class WebSocketWorker(GeventPyWSGIWorker):
     def stop_serving(self):
         """Close websockets (1012 if this is a restart, else 1001) and let requests end."""
         restart = self.retired or _master_listens(self.ppid, self.sockets)
-        code, reason = (1012, 'server restarting') if restart else (1001, 'server shutting down')
+        code = 1012 if restart else 1001
         timeout = QUICK_SHUTDOWN_TIMEOUT if self.quick else self.cfg.graceful_timeout
         self.log.info('Stopping worker (pid:%s): websockets get %d, %s s for the rest',
                       self.pid, code, timeout)
         heartbeat = gevent.spawn(self._keep_notifying)
         try:
-            gevent.joinall([gevent.spawn(server.shutdown, code, reason, timeout)
+            gevent.joinall([gevent.spawn(server.shutdown, code, None, timeout)
                             for server in self.servers])
         finally:
             heartbeat.kill()
