@@ -1,14 +1,19 @@
 # The two set-up commands of the README: `make run` and `make test`.
 # Each creates the virtualenv and installs the project into it when needed.
 # `make test` also installs the Debian packages the tests use when they are missing
-# (redis-server, Chromium and its driver), then runs pytest and the Autobahn suite.
+# (redis-server, Chromium and its driver, nginx, PostgreSQL), then runs pytest and the
+# Autobahn suite.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 ADDRPORT ?= 127.0.0.1:8000
 BIN := $(VENV)/bin
 
 # command:package pairs of what the tests run, and where Debian has them.
-SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chromium-driver
+SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chromium-driver \
+    nginx:nginx pg_ctl:postgresql
+# Where Debian puts commands that are not on every user's PATH: nginx in /usr/sbin,
+# pg_ctl in PostgreSQL's versioned directory.
+SYSTEM_BIN := /usr/sbin /usr/lib/postgresql/*/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test autobahn install system-packages
@@ -33,7 +38,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 system-packages:
-	@missing=$$(for pair in $(SYSTEM_PACKAGES); do \
+	@missing=$$(PATH="$$PATH$$(printf ':%s' $(SYSTEM_BIN))"; \
+	    for pair in $(SYSTEM_PACKAGES); do \
 	    command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done); \
 	if [ -n "$$missing" ]; then \
 	    echo "Installing the Debian packages the tests use:" $$missing; \

@@ -335,7 +335,7 @@ class WebSocketServer(pywsgi.WSGIServer):
         self.close()
         for callback in self.on_shutdown:
             callback()
-        while self.pool and time.monotonic() < deadline:
+        while len(self.pool) and time.monotonic() < deadline:
             for handler in list(self.waiting):
                 _end_reading(handler.socket)
             # Views still deciding may accept after the first round: close those too.
@@ -362,7 +362,9 @@ class WebSocketServer(pywsgi.WSGIServer):
     @contextmanager
     def _graceful_signals(self):
         if threading.current_thread() is not threading.main_thread():
-            yield   # only the main thread receives signals
+            # Signals reach the main thread. Elsewhere (under Django's autoreloader, whose
+            # main thread watches files) they keep their default: Ctrl-C quits at once.
+            yield
             return
         handlers = [gevent.signal_handler(signum, self._on_signal, signum)
                     for signum in (signal.SIGTERM, signal.SIGINT)]

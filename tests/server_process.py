@@ -1,9 +1,10 @@
-"""``./manage.py superserver`` in a subprocess, on a free port read from its banner.
-
-Used by the tests and by the Autobahn runner (``autobahn/run.py``).
+"""Servers in subprocesses: ``./manage.py superserver`` on a free port read from its
+banner (the tests and the Autobahn runner, ``autobahn/run.py``), and gunicorn with
+superserver's worker (``GunicornProcess``).
 """
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -22,20 +23,16 @@ def free_port():
         return sock.getsockname()[1]
 
 
-class ServerProcess:
-    """``manage.py superserver`` in a subprocess; its output is kept in ``lines``."""
+class Process:
+    """A server in a subprocess; its output (stdout and stderr) is kept in ``lines``."""
 
-    BANNER = re.compile(r'Starting development server at (https?://\S+?)/?$')
-
-    def __init__(self, *args, env=None, cwd=ROOT, manage=ROOT / 'manage.py'):
+    def __init__(self, command, env=None, cwd=ROOT):
         self.lines = []
         self.process = subprocess.Popen(
-            [PYTHON, str(manage), 'superserver', *args],
-            cwd=cwd, env={**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})},
+            command, cwd=cwd, env={**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.url = self.wait_for(self.BANNER).group(1)
 
     def _read(self):
         for line in self.process.stdout:
@@ -59,6 +56,17 @@ class ServerProcess:
     def ws_url(self):
         return 'ws' + self.url[len('http'):]
 
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def signal(self, signum):
+        self.process.send_signal(signum)
+
+    def wait(self, timeout):
+        """The exit code, once the process ended within ``timeout`` seconds."""
+        return self.process.wait(timeout)
+
     def output(self):
         return '\n'.join(self.lines)
 
@@ -70,3 +78,58 @@ class ServerProcess:
             self.process.kill()
             self.process.wait()
         self._reader.join(5)
+
+
+class ServerProcess(Process):
+    """``manage.py superserver`` in a subprocess, on the address its banner gives."""
+
+    BANNER = re.compile(r'Starting development server at (https?://\S+?)/?$')
+
+    def __init__(self, *args, env=None, cwd=ROOT, manage=ROOT / 'manage.py'):
+        super().__init__([PYTHON, str(manage), 'superserver', *args], env=env, cwd=cwd)
+        self.url = self.wait_for(self.BANNER).group(1)
+
+
+class GunicornProcess(Process):
+    """gunicorn serving the test project's stock wsgi.py with superserver's worker, on a
+    free loopback port; ``workers()`` are the pids of its worker processes."""
+
+    def __init__(self, *options, workers=2, env=None, module='tests.project.wsgi',
+                 scheme='http'):
+        from gunicorn.config import KNOWN_SETTINGS
+        self.port = free_port()
+        self.url = '%s://127.0.0.1:%d' % (scheme, self.port)
+        # gunicorn 27's control socket has one default path for every instance.
+        extra = ['--no-control-socket'] if any(
+            setting.name == 'control_socket_disable' for setting in KNOWN_SETTINGS) else []
+        super().__init__(
+            [PYTHON, '-m', 'gunicorn', '-k', 'extensions.gunicorn.WebSocketWorker',
+             '-w', str(workers), '-b', '127.0.0.1:%d' % self.port, '--access-logfile', '-',
+             *extra, *options, module],
+            env={'DJANGO_SETTINGS_MODULE': 'tests.project.settings', **(env or {})})
+        self.wait_until_serving(workers)
+
+    def wait_until_serving(self, count, timeout=30):
+        """Until ``count`` workers run and each has answered a request (its app loaded)."""
+        import requests
+        deadline, answered = time.monotonic() + timeout, set()
+        while time.monotonic() < deadline:
+            workers = self.workers()
+            if len(workers) == count and answered >= workers:
+                return
+            try:
+                answered.add(requests.get(self.url + '/process/', verify=False, timeout=5,
+                                          headers={'Connection': 'close'}).json()['pid'])
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError('gunicorn does not serve with %d workers:\n%s'
+                             % (count, self.output()))
+
+    def workers(self):
+        import psutil
+        return {child.pid for child in psutil.Process(self.pid).children()}
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.signal(signal.SIGQUIT)   # gunicorn's quick shutdown
+        super().stop()

@@ -1,4 +1,9 @@
-"""The Django project the tests serve: production-like (DEBUG off, persistent DB connections)."""
+"""The Django project the tests serve: production-like (DEBUG off, persistent DB connections).
+
+SQLite by default. ``SUPERSERVER_TEST_POSTGRES=host:port:name`` switches to PostgreSQL
+(tests/test_postgres.py) with Django's defaults; ``SUPERSERVER_TEST_DB_POOL=N`` adds
+Django's connection pool, at most N connections (psycopg 3 only).
+"""
 import os
 
 SECRET_KEY = 'tests-only'
@@ -7,6 +12,12 @@ ALLOWED_HOSTS = ['127.0.0.1', 'localhost', 'allowed-host.example']
 CSRF_TRUSTED_ORIGINS = ['https://trusted.example', 'https://*.wild.example']
 SUPERSERVER_ALLOWED_ORIGINS = ['http://allowed.example']
 SUPERSERVER_BROKER = os.environ.get('SUPERSERVER_TEST_BROKER', 'memory://')
+SUPERSERVER_GRACEFUL_TIMEOUT = float(os.environ.get('SUPERSERVER_TEST_GRACEFUL_TIMEOUT', 30))
+SUPERSERVER_DATABASE_CONNECTIONS = int(os.environ.get('SUPERSERVER_TEST_DATABASE_CONNECTIONS', 10))
+# Behind nginx (tests/test_nginx.py): SUPERSERVER_TEST_TRUSTED_PROXIES=127.0.0.1.
+SUPERSERVER_TRUSTED_PROXIES = [proxy for proxy in
+                               os.environ.get('SUPERSERVER_TEST_TRUSTED_PROXIES', '').split(',')
+                               if proxy]
 
 INSTALLED_APPS = [
     'django.contrib.auth',
@@ -32,6 +43,16 @@ DATABASES = {
         'CONN_MAX_AGE': 600,
     }
 }
+
+if os.environ.get('SUPERSERVER_TEST_POSTGRES'):
+    _host, _port, _name = os.environ['SUPERSERVER_TEST_POSTGRES'].split(':')
+    # CONN_MAX_AGE left at Django's default (0), as an untuned project has it.
+    DATABASES['default'] = {'ENGINE': 'django.db.backends.postgresql', 'HOST': _host,
+                            'PORT': _port, 'NAME': _name, 'USER': 'postgres'}
+    if os.environ.get('SUPERSERVER_TEST_DB_POOL'):
+        DATABASES['default']['OPTIONS'] = {
+            'pool': {'min_size': 1, 'max_size': int(os.environ['SUPERSERVER_TEST_DB_POOL'])}}
+
 USE_TZ = True
 DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'
 LOGIN_URL = '/accounts/login/'

@@ -1,3 +1,6 @@
+import os
+from contextlib import nullcontext
+
 import gevent
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -6,7 +9,7 @@ from django.http import HttpResponse, JsonResponse
 from gevent import monkey
 from django.views.decorators.csrf import csrf_exempt
 
-from extensions import sse
+from extensions import offload, sse
 from extensions.decorators import require_websocket
 from extensions.pubsub import PublishError, forward, group_channel, publish, subscribe
 
@@ -27,6 +30,33 @@ def plain(request):
     })
 
 
+def slow(request):
+    """Answers after ``seconds``: an in-flight request for shutdown tests."""
+    gevent.sleep(float(request.GET.get('seconds', 1)))
+    return HttpResponse('slept')
+
+
+def process(request):
+    """Which process served: the pid, and the client address it saw."""
+    return JsonResponse({'pid': os.getpid(), 'remote_addr': request.META['REMOTE_ADDR'],
+                         'secure': request.is_secure()})
+
+
+@require_websocket
+def process_socket(request):
+    """The pid and client address of the process serving the websocket, then an echo;
+    with ``?room=name``, what it receives is published to the room instead."""
+    websocket = request.environ['wsgi.websocket']
+    room = request.GET.get('room')
+    with forward(websocket, group_channel(room)) if room else nullcontext():
+        websocket.send('%d %s' % (os.getpid(), request.META['REMOTE_ADDR']))
+        for message in websocket:
+            if room:
+                publish(group_channel(room), message)
+            else:
+                websocket.send(message)
+
+
 def plain_boom(request):
     secret_local = 'visible in the debugger'  # noqa: F841
     raise ZeroDivisionError('boom in a plain view')
@@ -35,6 +65,16 @@ def plain_boom(request):
 def blocks(request):
     blocking_sleep(0.3)   # the blocking detector must name this line
     return HttpResponse('done blocking')
+
+
+def offloaded(request):
+    """The blocking sleep of ``blocks``, run in a thread: the loop goes on meanwhile."""
+    offload(blocking_sleep, float(request.GET.get('seconds', 1)))
+    return HttpResponse('done in a thread')
+
+
+def user_count(request):
+    return HttpResponse(str(User.objects.count()))
 
 
 def database_connections(request):
@@ -116,6 +156,16 @@ def uses_database(request):
 
 
 @require_websocket
+def in_transaction(request):
+    """Holds a database connection, inside a transaction, until the client closes."""
+    websocket = request.environ['wsgi.websocket']
+    websocket.accept()
+    with transaction.atomic():
+        websocket.send(str(User.objects.count()))
+        websocket.receive()
+
+
+@require_websocket
 def send_after_close(request):
     """Sends after the client left: ConnectionClosed escapes, as in a careless echo loop."""
     websocket = request.environ['wsgi.websocket']
@@ -154,6 +204,16 @@ def ticks(request):
 
     return sse.stream(numbered(), heartbeat=float(request.GET.get('heartbeat', 15)),
                       retry=500)
+
+
+def process_events(request):
+    """An endless stream whose first event is the pid of the process serving it."""
+    def events():
+        yield sse.Event(str(os.getpid()))
+        while True:
+            gevent.sleep(0.2)
+            yield sse.Event('tick')
+    return sse.stream(events())
 
 
 def group_events(request, name):

@@ -1,0 +1,57 @@
+"""Websocket views and the database, on SQLite: a bounded number of connections per
+process, and ``offload`` for blocking calls. (PostgreSQL: tests/test_postgres.py.)"""
+import threading
+
+import pytest
+import requests
+import websocket
+
+from .server_process import ServerProcess
+
+
+@pytest.fixture(scope='module')
+def two_connections(project_env):
+    """A server whose websocket views may hold two database connections at once."""
+    server = ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0',
+                           env={**project_env, 'SUPERSERVER_TEST_DATABASE_CONNECTIONS': '2'})
+    yield server
+    server.stop()
+
+
+def test_a_view_waits_for_a_free_connection_beyond_the_bound(two_connections):
+    holders = [websocket.create_connection(two_connections.ws_url + '/ws/transaction/',
+                                           timeout=10) for _ in range(2)]
+    for ws in holders:
+        assert ws.recv() == '1'   # each holds a connection, inside a transaction
+    third = websocket.create_connection(two_connections.ws_url + '/ws/transaction/',
+                                        timeout=10)
+    third.settimeout(1)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        third.recv()              # no third connection while two are in use...
+    holders[0].close()
+    third.settimeout(10)
+    assert third.recv() == '1'    # ...until one is released
+    for ws in (holders[1], third):
+        ws.close()
+
+
+def test_plain_requests_are_not_bounded(two_connections):
+    holders = [websocket.create_connection(two_connections.ws_url + '/ws/transaction/',
+                                           timeout=10) for _ in range(2)]
+    for ws in holders:
+        assert ws.recv() == '1'
+    # A plain request that queries is served as Django serves it, with a connection of
+    # its own, whatever the websocket views hold.
+    assert requests.get(two_connections.url + '/users/', timeout=5).text == '1'
+    for ws in holders:
+        ws.close()
+
+
+def test_offload_runs_a_blocking_call_while_the_loop_serves(django_server):
+    slow = threading.Thread(target=requests.get, args=(django_server.url + '/offloaded/',),
+                            kwargs={'timeout': 20})
+    slow.start()
+    for _ in range(5):
+        assert requests.get(django_server.url + '/', timeout=5).status_code == 200
+    assert slow.is_alive()   # answered while the blocking call still runs in its thread
+    slow.join(20)

@@ -1,0 +1,220 @@
+"""gunicorn with superserver's worker, serving the test project's stock wsgi.py: every
+worker serves HTTP, SSE and websockets; stops and restarts lose no one."""
+import signal
+import ssl
+import threading
+import time
+
+import pytest
+import requests
+import websocket
+from werkzeug.serving import make_ssl_devcert
+
+from .server_process import GunicornProcess
+from .services import redis_server, requires_redis  # noqa: F401 (redis_server: a fixture)
+
+#: Enough tries for connections to land on every worker; the kernel picks the acceptor.
+TRIES = 200
+
+
+def closing(ws):
+    """The (code, reason) of the close frame the server sends next; data frames skipped."""
+    for _ in range(1000):
+        opcode, frame = ws.recv_data_frame(False)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(frame.data[:2], 'big'), frame.data[2:].decode()
+    raise AssertionError('no close frame')
+
+
+def open_socket(server, query=''):
+    """A websocket to /ws/process/ and the pid of the worker serving it."""
+    ws = websocket.create_connection(server.ws_url + '/ws/process/' + query, timeout=10)
+    return ws, int(ws.recv().split()[0])
+
+
+def sockets_on_every_worker(server, query='', at_least=6):
+    """Open websockets until every worker serves one (and ``at_least`` are open)."""
+    workers, sockets, seen = server.workers(), [], set()
+    for _ in range(TRIES):
+        ws, pid = open_socket(server, query)
+        sockets.append(ws)
+        seen.add(pid)
+        if seen == workers and len(sockets) >= at_least:
+            return sockets
+    raise AssertionError('workers %s, served by %s' % (workers, seen))
+
+
+def pids_serving(server, fetch):
+    """The pids ``fetch()`` sees, tried until every worker answered once."""
+    workers, seen = server.workers(), set()
+    for _ in range(TRIES):
+        seen.add(fetch())
+        if seen == workers:
+            break
+    return seen
+
+
+def first_sse_data(response):
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith('data: '):
+            return line[len('data: '):]
+    raise AssertionError('the stream ended before any event')
+
+
+@pytest.fixture(scope='module')
+def gunicorn(project_env):
+    server = GunicornProcess(env=project_env)
+    yield server
+    server.stop()
+
+
+def test_every_worker_serves_http_sse_and_websockets(gunicorn):
+    workers = gunicorn.workers()
+    assert len(workers) == 2
+
+    def http():
+        return requests.get(gunicorn.url + '/process/', headers={'Connection': 'close'},
+                            timeout=10).json()['pid']
+
+    def sse():
+        with requests.get(gunicorn.url + '/sse/process/', stream=True, timeout=10) as response:
+            assert response.headers['Content-Type'].startswith('text/event-stream')
+            return int(first_sse_data(response))
+
+    def echo():
+        ws, pid = open_socket(gunicorn)
+        ws.send('ping?')
+        assert ws.recv() == 'ping?'
+        ws.close()
+        return pid
+
+    for fetch in (http, sse, echo):
+        assert pids_serving(gunicorn, fetch) == workers, fetch.__name__
+
+
+def test_the_stock_wsgi_py_is_served_with_the_projects_settings(gunicorn):
+    # SUPERSERVER_ALLOWED_ORIGINS of tests/project/settings.py lets this page in...
+    ws = websocket.create_connection(gunicorn.ws_url + '/ws/echo/', timeout=10,
+                                     origin='http://allowed.example')
+    ws.send('allowed')
+    assert ws.recv() == 'allowed'
+    ws.close()
+    # ...and the origin policy of the settings keeps other sites out.
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(gunicorn.ws_url + '/ws/echo/', timeout=10,
+                                    origin='http://evil.example')
+    assert refused.value.status_code == 403
+
+
+def test_websocket_views_release_their_database_connection(project_env):
+    server = GunicornProcess(workers=1, env=project_env)   # /db/ counts in one process
+    try:
+        ws = websocket.create_connection(server.ws_url + '/ws/db/', timeout=10)
+        assert ws.recv() == '1'
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if requests.get(server.url + '/db/', timeout=10).json()['open'] == 0:
+                break
+            time.sleep(0.05)
+        assert requests.get(server.url + '/db/', timeout=10).json()['open'] == 0
+        ws.close()
+    finally:
+        server.stop()
+
+
+def test_sigterm_sends_1001_lets_requests_finish_and_the_master_exits(project_env):
+    server = GunicornProcess('--graceful-timeout', '10', env=project_env)
+    sockets = sockets_on_every_worker(server)
+    stream = requests.get(server.url + '/sse/process/', stream=True, timeout=10)
+    first_sse_data(stream)
+    slow = {}
+    request = threading.Thread(target=lambda: slow.update(response=requests.get(
+        server.url + '/slow/?seconds=2', timeout=20)))
+    request.start()
+    time.sleep(0.5)   # the slow request is in flight
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+
+    assert {closing(ws) for ws in sockets} == {(1001, 'server shutting down')}
+    # The stream ends cleanly (no broken chunked encoding) instead of being cut.
+    assert all(line.startswith((':', 'data: ')) or not line
+               for line in stream.iter_lines(decode_unicode=True))
+    request.join(20)
+    assert (slow['response'].status_code, slow['response'].text) == (200, 'slept')
+    assert server.wait(15) == 0
+    took = time.monotonic() - started
+    print('\ngunicorn SIGTERM with %d websockets, an SSE stream and a 2 s request in flight: '
+          'master exited after %.2f s' % (len(sockets), took))
+    assert took < 10   # within the grace period
+
+
+def test_sigint_is_gunicorns_quick_shutdown_still_with_1001(project_env):
+    server = GunicornProcess(env=project_env)
+    sockets = sockets_on_every_worker(server)
+    server.signal(signal.SIGINT)
+    assert {closing(ws) for ws in sockets} == {(1001, 'server shutting down')}
+    assert server.wait(10) == 0
+
+
+def test_hup_sends_1012_and_clients_reconnect_to_the_new_workers(project_env):
+    server = GunicornProcess(env=project_env)
+    try:
+        old = server.workers()
+        sockets = sockets_on_every_worker(server)
+        server.signal(signal.SIGHUP)
+        assert {closing(ws) for ws in sockets} == {(1012, 'server restarting')}
+        # Reconnecting at once, as a client told 1012 does, reaches a new worker.
+        for _ in range(10):
+            ws, pid = open_socket(server)
+            assert pid not in old
+            ws.send('again')
+            assert ws.recv() == 'again'
+            ws.close()
+        assert server.process.poll() is None   # the master goes on
+    finally:
+        server.stop()
+
+
+def test_a_worker_retired_by_max_requests_sends_1012(project_env):
+    server = GunicornProcess('--max-requests', '10', '--max-requests-jitter', '0',
+                             workers=1, env=project_env)
+    try:
+        ws, first = open_socket(server)
+        for _ in range(12):
+            requests.get(server.url + '/', headers={'Connection': 'close'}, timeout=10)
+        assert closing(ws) == (1012, 'server restarting')
+        server.wait_for(r'Autorestarting worker after 10 requests')
+        ws, second = open_socket(server)
+        assert second != first
+        ws.close()
+    finally:
+        server.stop()
+
+
+@requires_redis
+def test_a_message_published_through_redis_reaches_clients_of_both_workers(
+        project_env, redis_server):
+    server = GunicornProcess(env={**project_env, 'SUPERSERVER_TEST_BROKER': redis_server.url})
+    try:
+        members = sockets_on_every_worker(server, '?room=both')
+        members[0].send('hello, every worker')
+        for ws in members:
+            assert ws.recv() == 'hello, every worker'
+    finally:
+        server.stop()
+
+
+@pytest.mark.filterwarnings('ignore:Unverified HTTPS request')   # a self-signed certificate
+def test_certfile_and_keyfile_give_wss(project_env, tmp_path):
+    cert, key = make_ssl_devcert(str(tmp_path / 'cert'), host='127.0.0.1')
+    server = GunicornProcess('--certfile', cert, '--keyfile', key, scheme='https',
+                             env=project_env)
+    try:
+        ws = websocket.create_connection(server.ws_url + '/ws/echo/', timeout=10,
+                                         sslopt={'cert_reqs': ssl.CERT_NONE})
+        ws.send('over tls')
+        assert ws.recv() == 'over tls'
+        ws.close()
+        assert requests.get(server.url + '/process/', verify=False, timeout=10).json()['secure']
+    finally:
+        server.stop()

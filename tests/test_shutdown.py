@@ -1,0 +1,186 @@
+"""Graceful shutdown of the standalone server: ``make_server(...).serve_forever()`` and
+``./manage.py superserver --noreload`` on SIGTERM and SIGINT, and the core's ``shutdown``."""
+import http.client
+import signal
+import threading
+import time
+
+import gevent
+import pytest
+import requests
+import websocket
+
+from extensions.config import ServerConfig, WebSocketConfig
+
+from .conftest import ThreadedServer
+from .server_process import PYTHON, ROOT, Process, ServerProcess
+from .test_gunicorn import closing, first_sse_data
+
+#: What a project's own script does, as the README says: patch first, then serve.
+SERVE_FOREVER = '''
+import gevent_specific
+import os
+os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tests.project.settings')
+from extensions.wsgi import make_server
+server = make_server(('127.0.0.1', 0))
+server.start()
+print('serving at http://127.0.0.1:%d' % server.server_port, flush=True)
+server.serve_forever()
+print('serve_forever returned', flush=True)
+'''
+
+
+class ServeForeverProcess(Process):
+    def __init__(self, env):
+        super().__init__([PYTHON, '-c', SERVE_FOREVER], env={'PYTHONPATH': str(ROOT), **env})
+        self.url = self.wait_for(r'serving at (http://\S+)').group(1)
+
+
+def in_flight(server):
+    """Websockets, an SSE stream and a 2 s request, all open on ``server``."""
+    sockets = [websocket.create_connection(server.ws_url + '/ws/echo/', timeout=10)
+               for _ in range(20)]
+    for ws in sockets:
+        ws.send('before')
+        assert ws.recv() == 'before'
+    stream = requests.get(server.url + '/sse/process/', stream=True, timeout=10)
+    first_sse_data(stream)
+    slow = {}
+    request = threading.Thread(target=lambda: slow.update(response=requests.get(
+        server.url + '/slow/?seconds=2', timeout=20)))
+    request.start()
+    time.sleep(0.5)   # the request is in flight
+    return sockets, stream, request, slow
+
+
+def assert_nobody_lost(sockets, stream, request, slow):
+    assert {closing(ws) for ws in sockets} == {(1001, 'server shutting down')}
+    # The stream ends cleanly, not with a broken chunked encoding.
+    assert all(line.startswith((':', 'data: ')) or not line
+               for line in stream.iter_lines(decode_unicode=True))
+    request.join(20)
+    assert (slow['response'].status_code, slow['response'].text) == (200, 'slept')
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_serve_forever_shuts_down_gracefully_on(signum, project_env):
+    server = ServeForeverProcess(project_env)
+    try:
+        opened = in_flight(server)
+        server.signal(signum)
+        assert_nobody_lost(*opened)
+        assert server.wait(15) == 0
+        assert 'serve_forever returned' in server.output()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_manage_py_superserver_noreload_shuts_down_gracefully_on(signum, project_env):
+    server = ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', env=project_env)
+    try:
+        opened = in_flight(server)
+        server.signal(signum)
+        assert_nobody_lost(*opened)
+        assert server.wait(15) == 0
+    finally:
+        server.stop()
+
+
+def test_the_grace_period_is_a_setting_and_what_outlasts_it_is_cut(project_env):
+    server = ServeForeverProcess({**project_env, 'SUPERSERVER_TEST_GRACEFUL_TIMEOUT': '1'})
+    try:
+        cut = {}
+
+        def slow_request():
+            try:
+                cut['status'] = requests.get(server.url + '/slow/?seconds=30',
+                                             timeout=30).status_code
+            except requests.ConnectionError:
+                cut['status'] = None
+
+        request = threading.Thread(target=slow_request)
+        request.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        assert server.wait(10) == 0
+        assert time.monotonic() - started < 5
+        request.join(10)
+        print('\nthe request cut by the shutdown got:', cut)
+        assert cut['status'] != 200   # the 30 s request did not get its answer
+        server.wait_for(r'1 connection\(s\) still open after 1(\.0)? s: cut')
+    finally:
+        server.stop()
+
+
+def test_a_second_signal_stops_at_once(project_env):
+    server = ServeForeverProcess(project_env)   # graceful_timeout: the default 30 s
+    try:
+        request = threading.Thread(target=lambda: pytest.raises(
+            requests.ConnectionError, requests.get, server.url + '/slow/?seconds=60',
+            timeout=60))
+        request.start()
+        time.sleep(0.5)
+        server.signal(signal.SIGTERM)
+        time.sleep(0.5)   # the graceful shutdown is under way, waiting for the request
+        assert server.process.poll() is None
+        started = time.monotonic()
+        server.signal(signal.SIGINT)
+        assert server.wait(10) == 0
+        assert time.monotonic() - started < 5
+        request.join(10)
+    finally:
+        server.stop()
+
+
+# -- the core, without Django ------------------------------------------------------------
+
+def application(environ, start_response):
+    ws = environ.get('wsgi.websocket')
+    if ws is not None:
+        for message in ws:
+            ws.send(message)
+        return []
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
+    return [b'ok']
+
+
+def test_shutdown_ends_idle_keep_alive_connections_and_refuses_new_websockets():
+    server = ThreadedServer(application, websocket_config=WebSocketConfig(close_timeout=2),
+                            server_config=ServerConfig(graceful_timeout=5))
+    try:
+        idle = http.client.HTTPConnection('127.0.0.1', server.port, timeout=10)
+        idle.request('GET', '/')
+        assert idle.getresponse().read() == b'ok'   # kept alive, now waiting
+        ws = websocket.create_connection(server.url + '/', timeout=10)
+        # Shut down in the server's thread, as a signal would.
+        done = threading.Event()
+        result = {}
+
+        def shut_down():
+            result['clean'] = server.server.shutdown(1001, 'bye')
+            done.set()
+
+        server.hub.loop.run_callback_threadsafe(gevent.spawn, shut_down)
+        assert closing(ws) == (1001, 'bye')
+        ws.close()
+        assert done.wait(10) and result['clean']
+        # The idle keep-alive connection was closed, not left to hold the shutdown.
+        idle.request('GET', '/')
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            idle.getresponse()
+    finally:
+        server.stop()
+
+
+def test_a_handshake_during_a_shutdown_gets_503():
+    server = ThreadedServer(application)
+    try:
+        server.server.stopping = True   # as shutdown() sets it, listener still open
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(server.url + '/', timeout=10)
+        assert refused.value.status_code == 503
+    finally:
+        server.server.stopping = False
+        server.stop()
