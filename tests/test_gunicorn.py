@@ -2,7 +2,6 @@
 worker serves HTTP, SSE and websockets; stops and restarts lose no one."""
 import signal
 import ssl
-import threading
 import time
 
 import pytest
@@ -10,20 +9,12 @@ import requests
 import websocket
 from werkzeug.serving import make_ssl_devcert
 
+from .in_flight import InFlight, closing, first_sse_data
 from .server_process import GunicornProcess
 from .services import redis_server, requires_redis  # noqa: F401 (redis_server: a fixture)
 
 #: Enough tries for connections to land on every worker; the kernel picks the acceptor.
 TRIES = 200
-
-
-def closing(ws):
-    """The (code, reason) of the close frame the server sends next; data frames skipped."""
-    for _ in range(1000):
-        opcode, frame = ws.recv_data_frame(False)
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return int.from_bytes(frame.data[:2], 'big'), frame.data[2:].decode()
-    raise AssertionError('no close frame')
 
 
 def open_socket(server, query=''):
@@ -52,13 +43,6 @@ def pids_serving(server, fetch):
         if seen == workers:
             break
     return seen
-
-
-def first_sse_data(response):
-    for line in response.iter_lines(decode_unicode=True):
-        if line.startswith('data: '):
-            return line[len('data: '):]
-    raise AssertionError('the stream ended before any event')
 
 
 @pytest.fixture(scope='module')
@@ -124,27 +108,14 @@ def test_websocket_views_release_their_database_connection(project_env):
 
 def test_sigterm_sends_1001_lets_requests_finish_and_the_master_exits(project_env):
     server = GunicornProcess('--graceful-timeout', '10', env=project_env)
-    sockets = sockets_on_every_worker(server)
-    stream = requests.get(server.url + '/sse/process/', stream=True, timeout=10)
-    first_sse_data(stream)
-    slow = {}
-    request = threading.Thread(target=lambda: slow.update(response=requests.get(
-        server.url + '/slow/?seconds=2', timeout=20)))
-    request.start()
-    time.sleep(0.5)   # the slow request is in flight
+    in_flight = InFlight(server, sockets_on_every_worker(server))
     started = time.monotonic()
     server.signal(signal.SIGTERM)
-
-    assert {closing(ws) for ws in sockets} == {(1001, 'server shutting down')}
-    # The stream ends cleanly (no broken chunked encoding) instead of being cut.
-    assert all(line.startswith((':', 'data: ')) or not line
-               for line in stream.iter_lines(decode_unicode=True))
-    request.join(20)
-    assert (slow['response'].status_code, slow['response'].text) == (200, 'slept')
+    in_flight.assert_nobody_lost()
     assert server.wait(15) == 0
     took = time.monotonic() - started
     print('\ngunicorn SIGTERM with %d websockets, an SSE stream and a 2 s request in flight: '
-          'master exited after %.2f s' % (len(sockets), took))
+          'master exited after %.2f s' % (len(in_flight.sockets), took))
     assert took < 10   # within the grace period
 
 

@@ -2,6 +2,7 @@
 ``./manage.py superserver --noreload`` on SIGTERM and SIGINT, and the core's ``shutdown``."""
 import http.client
 import signal
+import socket
 import threading
 import time
 
@@ -14,7 +15,7 @@ from extensions.config import ServerConfig, WebSocketConfig
 
 from .conftest import ThreadedServer
 from .server_process import PYTHON, ROOT, Process, ServerProcess
-from .test_gunicorn import closing, first_sse_data
+from .in_flight import InFlight, closing
 
 #: What a project's own script does, as the README says: patch first, then serve.
 SERVE_FOREVER = '''
@@ -36,39 +37,22 @@ class ServeForeverProcess(Process):
         self.url = self.wait_for(r'serving at (http://\S+)').group(1)
 
 
-def in_flight(server):
-    """Websockets, an SSE stream and a 2 s request, all open on ``server``."""
+def echoing_sockets(server, count=20):
     sockets = [websocket.create_connection(server.ws_url + '/ws/echo/', timeout=10)
-               for _ in range(20)]
+               for _ in range(count)]
     for ws in sockets:
         ws.send('before')
         assert ws.recv() == 'before'
-    stream = requests.get(server.url + '/sse/process/', stream=True, timeout=10)
-    first_sse_data(stream)
-    slow = {}
-    request = threading.Thread(target=lambda: slow.update(response=requests.get(
-        server.url + '/slow/?seconds=2', timeout=20)))
-    request.start()
-    time.sleep(0.5)   # the request is in flight
-    return sockets, stream, request, slow
-
-
-def assert_nobody_lost(sockets, stream, request, slow):
-    assert {closing(ws) for ws in sockets} == {(1001, 'server shutting down')}
-    # The stream ends cleanly, not with a broken chunked encoding.
-    assert all(line.startswith((':', 'data: ')) or not line
-               for line in stream.iter_lines(decode_unicode=True))
-    request.join(20)
-    assert (slow['response'].status_code, slow['response'].text) == (200, 'slept')
+    return sockets
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
 def test_serve_forever_shuts_down_gracefully_on(signum, project_env):
     server = ServeForeverProcess(project_env)
     try:
-        opened = in_flight(server)
+        in_flight = InFlight(server, echoing_sockets(server))
         server.signal(signum)
-        assert_nobody_lost(*opened)
+        in_flight.assert_nobody_lost()
         assert server.wait(15) == 0
         assert 'serve_forever returned' in server.output()
     finally:
@@ -79,9 +63,9 @@ def test_serve_forever_shuts_down_gracefully_on(signum, project_env):
 def test_manage_py_superserver_noreload_shuts_down_gracefully_on(signum, project_env):
     server = ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', env=project_env)
     try:
-        opened = in_flight(server)
+        in_flight = InFlight(server, echoing_sockets(server))
         server.signal(signum)
-        assert_nobody_lost(*opened)
+        in_flight.assert_nobody_lost()
         assert server.wait(15) == 0
     finally:
         server.stop()
@@ -174,13 +158,18 @@ def test_shutdown_ends_idle_keep_alive_connections_and_refuses_new_websockets():
         server.stop()
 
 
-def test_a_handshake_during_a_shutdown_gets_503():
+def test_a_handshake_whose_head_arrives_during_a_shutdown_gets_503():
     server = ThreadedServer(application)
     try:
-        server.server.stopping = True   # as shutdown() sets it, listener still open
-        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-            websocket.create_connection(server.url + '/', timeout=10)
-        assert refused.value.status_code == 503
+        with socket.create_connection(('127.0.0.1', server.port), timeout=10) as client:
+            client.sendall(b'GET / HTTP/1.1\r\n')   # the request line; headers to come
+            time.sleep(0.3)
+            server.server.stopping = True   # as shutdown() sets it
+            client.sendall(b'Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+                           b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+                           b'Sec-WebSocket-Version: 13\r\n\r\n')
+            answer = client.recv(4096)
+        assert answer.startswith(b'HTTP/1.1 503 ') and b'Retry-After: 1' in answer
     finally:
         server.server.stopping = False
         server.stop()
