@@ -228,9 +228,9 @@ class WebSocketHandler(pywsgi.WSGIHandler):
             self.socket = None
 
 
-def connection_limit():
-    """Connections one process can hold: nine tenths of its open-file limit, first raised
-    to the hard limit (the rest is left for database connections, files, Redis)."""
+def raise_open_file_limit():
+    """Raise the process's soft open-file limit to its hard limit (each connection is a
+    file descriptor; soft limits are often 1024); returns the soft limit in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = max(soft, 1 << 20)
@@ -240,7 +240,13 @@ def connection_limit():
             soft = hard
         except (ValueError, OSError):
             pass
-    return max(1, soft * 9 // 10)
+    return soft
+
+
+def connection_limit():
+    """Connections one process can hold: nine tenths of its raised open-file limit (the
+    rest is left for database connections, files, Redis)."""
+    return max(1, raise_open_file_limit() * 9 // 10)
 
 
 #: The close reasons a shutdown gives with its codes (RFC 6455 section 7.4.1; 1012 is

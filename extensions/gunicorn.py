@@ -20,10 +20,19 @@ Stopping loses no one:
   same, but websockets get 1012 (service restart), so clients reconnect at once, to the
   workers that go on. A worker tells the two apart by whether the master still listens.
 - SIGINT/SIGQUIT (gunicorn's quick shutdown): 1001, and one second for everything.
+
+A TERM sent to every process at once (systemd's default KillMode) reaches a worker
+while the master still listens: the worker gives the master half a second to close
+its listeners before it takes the stop for a restart.
+
+Not with --preload: the master would import the application before the workers patch
+the standard library, and greenlets would share thread-locals (database connections
+among them). The worker refuses it.
 """
 import os
 import stat
 import sys
+import time
 import warnings
 
 import gevent
@@ -32,11 +41,14 @@ from gunicorn.http.wsgi import base_environ
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import VERSION, GeventPyWSGIWorker, PyWSGIHandler
 
-from .adaptation import WebSocketHandler, WebSocketServer
+from .adaptation import WebSocketHandler, WebSocketServer, raise_open_file_limit
 
 __all__ = ['WebSocketWorker']
 
 QUICK_SHUTDOWN_TIMEOUT = 1.0
+#: Seconds a stopping worker gives the master to close its listeners: if it does, the
+#: stop is a shutdown (1001), else a restart (1012).
+MASTER_SETTLE_TIME = 0.5
 
 
 class GunicornHandler(WebSocketHandler, PyWSGIHandler):
@@ -54,6 +66,16 @@ class WebSocketWorker(GeventPyWSGIWorker):
         self.retired = False       # by max_requests: a restart, whatever the master does
         self.quick = False         # SIGINT/SIGQUIT: one second to stop
         self._wakeup = None
+
+    @classmethod
+    def check_config(cls, cfg, log):
+        if cfg.preload_app:
+            raise RuntimeError(
+                'extensions.gunicorn.WebSocketWorker cannot serve a preloaded application '
+                '(--preload): the master imported it before gevent patched the standard '
+                'library, so greenlets would share thread-locals, database connections '
+                'among them. Leave --preload out: each worker loads the application once '
+                'it is patched.')
 
     def patch(self):
         with warnings.catch_warnings():
@@ -82,6 +104,7 @@ class WebSocketWorker(GeventPyWSGIWorker):
 
     def run(self):
         self._wakeup = Event()
+        raise_open_file_limit()   # one descriptor per connection
         self.servers = [self.make_server(listener) for listener in self.sockets]
         for server in self.servers:
             server.start()
@@ -97,7 +120,7 @@ class WebSocketWorker(GeventPyWSGIWorker):
 
     def stop_serving(self):
         """Close websockets (1012 if this is a restart, else 1001) and let requests end."""
-        restart = self.retired or _master_listens(self.ppid, self.sockets)
+        restart = self.retired or _master_keeps_listening(self.ppid, self.sockets)
         code = 1012 if restart else 1001
         timeout = QUICK_SHUTDOWN_TIMEOUT if self.quick else self.cfg.graceful_timeout
         self.log.info('Stopping worker (pid:%s): websockets get %d, %s s for the rest',
@@ -138,9 +161,20 @@ def _django_settings():
     return conf.settings
 
 
+def _master_keeps_listening(master_pid, listeners):
+    """Does the master go on listening (a restart), or close its listeners within
+    ``MASTER_SETTLE_TIME`` (a shutdown)? It closes them before it sends SIGTERM for a
+    shutdown, and keeps them when it replaces workers."""
+    deadline = time.monotonic() + MASTER_SETTLE_TIME
+    while _master_listens(master_pid, listeners):
+        if time.monotonic() >= deadline:
+            return True
+        gevent.sleep(0.05)
+    return False
+
+
 def _master_listens(master_pid, listeners):
-    """Does the master still hold our listening sockets? It closes them before it
-    sends SIGTERM for a shutdown, and keeps them when it replaces workers."""
+    """Does the master hold our listening sockets now?"""
     try:
         ours = {os.fstat(listener.fileno()).st_ino for listener in listeners}
         directory = '/proc/%d/fd' % master_pid

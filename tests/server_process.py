@@ -26,11 +26,12 @@ def free_port():
 class Process:
     """A server in a subprocess; its output (stdout and stderr) is kept in ``lines``."""
 
-    def __init__(self, command, env=None, cwd=ROOT):
+    def __init__(self, command, env=None, cwd=ROOT, own_group=False):
         self.lines = []
         self.process = subprocess.Popen(
             command, cwd=cwd, env={**os.environ, 'PYTHONUNBUFFERED': '1', **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            process_group=0 if own_group else None)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -95,7 +96,7 @@ class GunicornProcess(Process):
     free loopback port; ``workers()`` are the pids of its worker processes."""
 
     def __init__(self, *options, workers=2, env=None, module='tests.project.wsgi',
-                 scheme='http'):
+                 scheme='http', own_group=False):
         from gunicorn.config import KNOWN_SETTINGS
         self.port = free_port()
         self.url = '%s://127.0.0.1:%d' % (scheme, self.port)
@@ -106,7 +107,8 @@ class GunicornProcess(Process):
             [PYTHON, '-m', 'gunicorn', '-k', 'extensions.gunicorn.WebSocketWorker',
              '-w', str(workers), '-b', '127.0.0.1:%d' % self.port, '--access-logfile', '-',
              *extra, *options, module],
-            env={'DJANGO_SETTINGS_MODULE': 'tests.project.settings', **(env or {})})
+            env={'DJANGO_SETTINGS_MODULE': 'tests.project.settings', **(env or {})},
+            own_group=own_group)
         self.wait_until_serving(workers)
 
     def wait_until_serving(self, count, timeout=30):

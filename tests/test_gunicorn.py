@@ -1,7 +1,9 @@
 """gunicorn with superserver's worker, serving the test project's stock wsgi.py: every
 worker serves HTTP, SSE and websockets; stops and restarts lose no one."""
+import os
 import signal
 import ssl
+import subprocess
 import time
 
 import pytest
@@ -10,7 +12,7 @@ import websocket
 from werkzeug.serving import make_ssl_devcert
 
 from .in_flight import InFlight, closing, first_sse_data
-from .server_process import GunicornProcess
+from .server_process import PYTHON, ROOT, GunicornProcess, free_port
 from .services import redis_server, requires_redis  # noqa: F401 (redis_server: a fixture)
 
 #: Enough tries for connections to land on every worker; the kernel picks the acceptor.
@@ -117,6 +119,25 @@ def test_sigterm_sends_1001_lets_requests_finish_and_the_master_exits(project_en
     print('\ngunicorn SIGTERM with %d websockets, an SSE stream and a 2 s request in flight: '
           'master exited after %.2f s' % (len(in_flight.sockets), took))
     assert took < 10   # within the grace period
+
+
+def test_sigterm_to_every_process_at_once_is_still_a_shutdown(project_env):
+    # systemd's default KillMode signals the master and the workers together.
+    server = GunicornProcess(env=project_env, own_group=True)
+    sockets = sockets_on_every_worker(server)
+    os.killpg(server.pid, signal.SIGTERM)
+    assert {closing(ws) for ws in sockets} == {(1001, 'server shutting down')}
+    assert server.wait(15) == 0
+
+
+def test_preload_is_refused_with_a_reason(project_env):
+    refused = subprocess.run(
+        [PYTHON, '-m', 'gunicorn', '-k', 'extensions.gunicorn.WebSocketWorker', '--preload',
+         '-b', '127.0.0.1:%d' % free_port(), 'tests.project.wsgi'],
+        cwd=ROOT, env={**os.environ, **project_env}, capture_output=True, text=True,
+        timeout=60)
+    assert refused.returncode == 1
+    assert 'cannot serve a preloaded application (--preload)' in refused.stderr
 
 
 def test_sigint_is_gunicorns_quick_shutdown_still_with_1001(project_env):
