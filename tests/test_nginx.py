@@ -164,6 +164,7 @@ def test_login_through_nginx_on_its_port_then_the_session_reaches_a_websocket(ng
     ws.close()
 
 
+@pytest.mark.filterwarnings('ignore:Unverified HTTPS request')   # a self-signed certificate
 def test_tls_at_nginx_reaches_gunicorn_as_plain_http_marked_secure(nginx_tls):
     # websocket-client sends Origin: https://127.0.0.1:<port>, as a browser would.
     ws = websocket.create_connection(nginx_tls.ws_url + '/ws/process/', timeout=10,
