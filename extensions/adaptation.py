@@ -155,18 +155,35 @@ class WebSocketHandler(pywsgi.WSGIHandler):
         server = self.server
         if server.stopping:
             return ''   # no further request on this connection: it ends here
-        self.socket.settimeout(server.websocket_config.handshake_timeout)
+        # One deadline for the whole head: a socket timeout would limit each read only,
+        # and a client sending a byte at a time could hold its connection for ever.
+        timeout = server.websocket_config.handshake_timeout
+        self._head_deadline = gevent.Timeout.start_new(
+            timeout, TimeoutError('request head not received within %s s' % timeout)) \
+            if timeout else None
         server.waiting.add(self)   # a shutdown may end the wait for a request
         try:
-            return super().read_requestline()
+            line = super().read_requestline()
+        except BaseException:
+            self._end_head_deadline()
+            raise
         finally:
             server.waiting.discard(self)
+        if not line:
+            self._end_head_deadline()
+        return line
 
     def read_request(self, raw_requestline):
         try:
             return super().read_request(raw_requestline)
         finally:
-            self.socket.settimeout(None)   # the head is in; the body has no limit
+            self._end_head_deadline()   # the head is in; the body has no limit
+
+    def _end_head_deadline(self):
+        deadline = getattr(self, '_head_deadline', None)
+        if deadline is not None:
+            deadline.close()
+            self._head_deadline = None
 
     def _handle_client_error(self, ex):
         # pywsgi's documented hook for bad requests. A head that took longer than

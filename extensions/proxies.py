@@ -21,6 +21,8 @@ def _is_trusted(address, networks):
         ip = ipaddress.ip_address(address.strip())
     except ValueError:
         return False
+    # An IPv4 proxy reaching a dual-stack listener appears as ::ffff:a.b.c.d.
+    ip = getattr(ip, 'ipv4_mapped', None) or ip
     return any(ip in network for network in networks)
 
 

@@ -231,6 +231,7 @@ class WebSocket:
             logger.info('%s: failed with %d: %s', self, closed.code, closed.reason)
         self._messages.put(_END)
         self._ended.set()
+        self._pong.set()   # a keepalive waiting for a pong must not outlive the connection
         if closed is not None:
             # Answer once the view has handled the messages that came before the close
             # (an echo must not be cut off), but no later than close_timeout.
@@ -250,7 +251,7 @@ class WebSocket:
             pass
         finally:
             self._lost = True
-            self._socket.close()
+            self._close_transport()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -286,6 +287,12 @@ class WebSocket:
         self._eof = self._lost = True
         self._room.set()
         self._caught_up.set()
+        self._close_transport()
+
+    def _close_transport(self):
+        """Close the socket and the handler's reader, which holds it open too: the
+        descriptor is freed now, not when the collector gets to this connection."""
+        self._rfile.close()
         self._socket.close()
 
     def _open(self):
