@@ -21,6 +21,19 @@ os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'tests.project.settings')
 django.setup()
 
 
+def echo_application(environ, start_response):
+    """Websockets echo; plain requests get their path back."""
+    ws = environ.get('wsgi.websocket')
+    if ws is not None:
+        for message in ws:
+            ws.send(message)
+        return []
+    body = environ['PATH_INFO'].encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+
+
 class ThreadedServer:
     """A WebSocketServer serving ``application`` from a thread of its own."""
 

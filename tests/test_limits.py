@@ -15,26 +15,13 @@ import websocket
 from extensions.adaptation import WebSocketServer
 from extensions.config import ServerConfig, WebSocketConfig
 
-from .conftest import ThreadedServer
+from .conftest import ThreadedServer, echo_application
 from .frames import TEXT, client_frame, read_frame
 from .server_process import PYTHON, Process
 
 HANDSHAKE = (b'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n'
              b'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
              b'Sec-WebSocket-Version: 13\r\n\r\n')
-
-
-def application(environ, start_response):
-    """Websockets echo; plain requests get their path back."""
-    ws = environ.get('wsgi.websocket')
-    if ws is not None:
-        for message in ws:
-            ws.send(message)
-        return []
-    body = environ['PATH_INFO'].encode()
-    start_response('200 OK', [('Content-Type', 'text/plain'),
-                              ('Content-Length', str(len(body)))])
-    return [body]
 
 
 def get(port, path, timeout=10):
@@ -61,7 +48,7 @@ def receive_until(sock, complete, limit=64 * 1024):
 
 
 def test_clients_beyond_max_connections_wait_in_the_backlog():
-    server = ThreadedServer(application, server_config=ServerConfig(max_connections=2))
+    server = ThreadedServer(echo_application, server_config=ServerConfig(max_connections=2))
     first = websocket.create_connection(server.url + '/', timeout=10)
     second = websocket.create_connection(server.url + '/', timeout=10)
     third = socket.create_connection(('127.0.0.1', server.port), timeout=10)   # not refused
@@ -109,7 +96,7 @@ def endings(sockets, deadline):
 
 def test_slow_clients_do_not_hold_up_the_others():
     handshake_timeout = 10
-    server = ThreadedServer(application,
+    server = ThreadedServer(echo_application,
                             websocket_config=WebSocketConfig(handshake_timeout=handshake_timeout))
     assert server.server.pool.size > SLOW_CLIENTS   # the default limit does not stop them
     started = time.monotonic()
@@ -145,7 +132,7 @@ def test_slow_clients_do_not_hold_up_the_others():
 
 
 def test_a_trickled_head_gets_408_at_its_deadline():
-    server = ThreadedServer(application, websocket_config=WebSocketConfig(handshake_timeout=1))
+    server = ThreadedServer(echo_application, websocket_config=WebSocketConfig(handshake_timeout=1))
     sock = socket.create_connection(('127.0.0.1', server.port), timeout=10)
     started = time.monotonic()
     answer = b''
@@ -166,7 +153,7 @@ def test_a_trickled_head_gets_408_at_its_deadline():
 
 
 def test_closed_websockets_give_back_their_descriptors_at_once():
-    server = ThreadedServer(application)
+    server = ThreadedServer(echo_application)
     process = psutil.Process()   # the server's thread is in this process
     gc.collect()
     gc.disable()   # as a quiet server is between its rare full collections

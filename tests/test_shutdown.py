@@ -13,7 +13,7 @@ import websocket
 
 from extensions.config import ServerConfig, WebSocketConfig
 
-from .conftest import ThreadedServer
+from .conftest import ThreadedServer, echo_application
 from .server_process import PYTHON, ROOT, Process, ServerProcess
 from .in_flight import InFlight, closing
 
@@ -120,23 +120,13 @@ def test_a_second_signal_stops_at_once(project_env):
 
 # -- the core, without Django ------------------------------------------------------------
 
-def application(environ, start_response):
-    ws = environ.get('wsgi.websocket')
-    if ws is not None:
-        for message in ws:
-            ws.send(message)
-        return []
-    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '2')])
-    return [b'ok']
-
-
 def test_shutdown_ends_idle_keep_alive_connections_and_refuses_new_websockets():
-    server = ThreadedServer(application, websocket_config=WebSocketConfig(close_timeout=2),
+    server = ThreadedServer(echo_application, websocket_config=WebSocketConfig(close_timeout=2),
                             server_config=ServerConfig(graceful_timeout=5))
     try:
         idle = http.client.HTTPConnection('127.0.0.1', server.port, timeout=10)
         idle.request('GET', '/')
-        assert idle.getresponse().read() == b'ok'   # kept alive, now waiting
+        assert idle.getresponse().read() == b'/'   # kept alive, now waiting
         ws = websocket.create_connection(server.url + '/', timeout=10)
         # Shut down in the server's thread, as a signal would.
         done = threading.Event()
@@ -159,7 +149,7 @@ def test_shutdown_ends_idle_keep_alive_connections_and_refuses_new_websockets():
 
 
 def test_a_handshake_whose_head_arrives_during_a_shutdown_gets_503():
-    server = ThreadedServer(application)
+    server = ThreadedServer(echo_application)
     try:
         with socket.create_connection(('127.0.0.1', server.port), timeout=10) as client:
             client.sendall(b'GET / HTTP/1.1\r\n')   # the request line; headers to come
