@@ -145,6 +145,8 @@ class WebSocketMiddleware:
 class WebSocketHandler(pywsgi.WSGIHandler):
     """gevent's handler, lending its socket to upgrades."""
 
+    _head_deadline = None   # the timer of the request head being read
+
     def handle(self):
         if self.socket.family in (socket.AF_INET, socket.AF_INET6):
             # Without it, responses without Content-Length wait ~40 ms on delayed ACKs.
@@ -180,7 +182,7 @@ class WebSocketHandler(pywsgi.WSGIHandler):
             self._end_head_deadline()   # the head is in; the body has no limit
 
     def _end_head_deadline(self):
-        deadline = getattr(self, '_head_deadline', None)
+        deadline = self._head_deadline
         if deadline is not None:
             deadline.close()
             self._head_deadline = None

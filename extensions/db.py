@@ -78,15 +78,22 @@ class ConnectionLimit:
 
 
 _limit = None
+_wrapped = False
 
 
 def limit_connections(size):
     """Bound the connections websocket views open at once to ``size`` per database
-    (None: no bound). Wraps Django's ``connect`` and ``close`` once per process."""
-    global _limit
-    if _limit is None and size is not None:
+    (None: no bound). Wraps Django's ``connect`` and ``close`` once per process; the
+    same size again keeps the limit, and the slots taken, as they are."""
+    global _limit, _wrapped
+    if size is None:
+        _limit = None
+        return
+    if not _wrapped:
         _wrap_connect_and_close()
-    _limit = ConnectionLimit(size) if size is not None else None
+        _wrapped = True
+    if _limit is None or _limit.size != size:
+        _limit = ConnectionLimit(size)
 
 
 def _wrap_connect_and_close():

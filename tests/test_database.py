@@ -55,3 +55,21 @@ def test_offload_runs_a_blocking_call_while_the_loop_serves(django_server):
         assert requests.get(django_server.url + '/', timeout=5).status_code == 200
     assert slow.is_alive()   # answered while the blocking call still runs in its thread
     slow.join(20)
+
+
+def test_limiting_again_wraps_once_and_keeps_the_limit():
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from extensions import db
+
+    try:
+        db.limit_connections(3)
+        limit = db._limit
+        wrapped = BaseDatabaseWrapper.connect, BaseDatabaseWrapper.close
+        db.limit_connections(3)          # the gunicorn worker and wsgi.py may both ask
+        assert db._limit is limit        # the slots taken stay counted
+        db.limit_connections(None)
+        db.limit_connections(3)
+        assert (BaseDatabaseWrapper.connect, BaseDatabaseWrapper.close) == wrapped
+    finally:
+        db.limit_connections(None)
