@@ -29,15 +29,26 @@ _SLOT = '_superserver_slot'
 
 
 def release_connections():
-    """Close the current greenlet's connections that are not inside a transaction."""
+    """Close the current greenlet's connections that are not inside a transaction.
+
+    Called before every wait for a message, so it looks only when a connection may
+    have been opened since it last found none (looking costs more than an echo)."""
+    if not getattr(_view, 'may_hold', True):
+        return
+    held = False
     for connection in connections.all(initialized_only=True):
-        if connection.connection is not None and not connection.in_atomic_block:
-            connection.close()
+        if connection.connection is not None:
+            if connection.in_atomic_block:
+                held = True
+            else:
+                connection.close()
+    _view.may_hold = held
 
 
 def view_started():
-    """The current greenlet now runs a websocket view: its connections are limited."""
-    _view.limited = True
+    """The current greenlet now runs a websocket view: its connections are limited.
+    It may hold some already (a request before it on the same HTTP connection)."""
+    _view.limited = _view.may_hold = True
 
 
 def view_ended():
@@ -83,16 +94,16 @@ _wrapped = False
 
 def limit_connections(size):
     """Bound the connections websocket views open at once to ``size`` per database
-    (None: no bound). Wraps Django's ``connect`` and ``close`` once per process; the
-    same size again keeps the limit, and the slots taken, as they are."""
+    (None: no bound). Wraps Django's ``connect`` and ``close`` once per process (the
+    wrapper also tells ``release_connections`` a view connected); the same size
+    again keeps the limit, and the slots taken, as they are."""
     global _limit, _wrapped
-    if size is None:
-        _limit = None
-        return
     if not _wrapped:
         _wrap_connect_and_close()
         _wrapped = True
-    if _limit is None or _limit.size != size:
+    if size is None:
+        _limit = None
+    elif _limit is None or _limit.size != size:
         _limit = ConnectionLimit(size)
 
 
@@ -101,6 +112,8 @@ def _wrap_connect_and_close():
 
     @functools.wraps(connect)
     def limited_connect(self):
+        if getattr(_view, 'limited', False):
+            _view.may_hold = True
         if _limit is not None:
             _limit.acquire(self)
         try:

@@ -36,10 +36,16 @@ except ImportError:  # pragma: no cover - websockets built without its C extensi
 
 from .exceptions import ConnectionClosed, InvalidPayload, MessageTooBig, ProtocolError
 
-__all__ = ['ServerConnection', 'State', 'Ping', 'Pong', 'Closed', 'close_code_is_valid']
+__all__ = ['ServerConnection', 'State', 'Ping', 'Pong', 'Closed', 'close_code_is_valid',
+           'encode_frame', 'message_frame']
 
 # A payload this small is joined to its header: one write instead of two.
 _JOIN_BELOW = 16 * 1024
+_UINT16 = struct.Struct('!H')
+_UINT64 = struct.Struct('!Q')
+_SHORT_HEADER = struct.Struct('!BB')
+_MEDIUM_HEADER = struct.Struct('!BBH')
+_LONG_HEADER = struct.Struct('!BBQ')
 
 
 class State(enum.Enum):
@@ -108,35 +114,43 @@ class ServerConnection:
         if self.state in (State.CLOSE_DUE, State.CLOSED):
             return []
         events = []
-        self._buffer += data
-        offset = 0
-        try:
-            while self.state in (State.OPEN, State.CLOSING):
-                if self._frame is None:
-                    offset = self._read_header(offset)
-                    if self._frame is None:
-                        break
-                chunk = bytes(self._buffer[offset:offset + self._remaining])
-                offset += len(chunk)
-                self._remaining -= len(chunk)
-                self._payload(chunk, events)
-                if self._remaining:
-                    break
-                self._end_of_frame(events)
-        except ProtocolError as error:
-            self._fail(error, events)
-        if self.state in (State.CLOSE_DUE, State.CLOSED):
-            self._buffer = bytearray()   # nothing after the end is read (RFC 6455 5.5.1)
+        if self._buffer:
+            self._buffer += data
+            buf = self._buffer
         else:
-            del self._buffer[:offset]
+            buf = data   # the usual case: parsed where it lies, copied only if cut
+        offset = 0
+        with memoryview(buf) as view:
+            try:
+                while self.state in (State.OPEN, State.CLOSING):
+                    if self._frame is None:
+                        header = self._read_header(buf, offset)
+                        if header is None:
+                            break
+                        offset = self._start_frame(header, view, offset, events)
+                        if self._frame is None:
+                            continue   # a whole message, done already
+                    chunk = view[offset:offset + self._remaining]
+                    offset += len(chunk)
+                    self._remaining -= len(chunk)
+                    self._payload(chunk, events)
+                    if self._remaining:
+                        break
+                    self._end_of_frame(events)
+            except ProtocolError as error:
+                self._fail(error, events)
+            rest = view[offset:] if self.state in (State.OPEN, State.CLOSING) else b''
+            # Nothing after the end is read (RFC 6455 section 5.5.1).
+            self._buffer = bytearray(rest)
         return events
 
-    def _read_header(self, offset):
-        """Parse the frame header at ``offset`` if complete (RFC 6455 section 5.2)."""
-        buf = self._buffer
+    @staticmethod
+    def _read_header(buf, offset):
+        """``(fin, opcode, length, mask, payload offset)`` of the frame header at
+        ``offset``, or None until it is complete (RFC 6455 section 5.2)."""
         available = len(buf) - offset
         if available < 2:
-            return offset
+            return None
         first, second = buf[offset], buf[offset + 1]
         fin, opcode, length = first & 0x80, first & 0x0F, second & 0x7F
         if first & 0x70:
@@ -151,37 +165,59 @@ class ServerConnection:
                 raise ProtocolError('control frame payload over 125 bytes')
         if not second & 0x80:
             raise ProtocolError('client frame not masked')  # RFC 6455 section 5.1
-        size = 2 + (2 if length == 126 else 8 if length == 127 else 0)
-        if available < size + 4:
-            return offset
+        start = offset + (2 if length < 126 else 4 if length == 126 else 10)
+        if available < start - offset + 4:
+            return None
         if length == 126:
-            (length,) = struct.unpack_from('!H', buf, offset + 2)
+            (length,) = _UINT16.unpack_from(buf, offset + 2)
         elif length == 127:
-            (length,) = struct.unpack_from('!Q', buf, offset + 2)
+            (length,) = _UINT64.unpack_from(buf, offset + 2)
             if length >> 63:
                 raise ProtocolError('payload length with the most significant bit set')
-        mask = bytes(buf[offset + size:offset + size + 4])
+        return fin, opcode, length, bytes(buf[start:start + 4]), start + 4
+
+    def _start_frame(self, header, view, offset, events):
+        """Begin the frame of ``header``; a whole unfragmented message already in
+        ``view`` is delivered at once. Returns the offset of what is left to read."""
+        fin, opcode, length, mask, start = header
         if opcode == OPCODE_CONTINUATION:
             if self._message_opcode is None:
                 raise ProtocolError('continuation frame outside a fragmented message')
         elif opcode < OPCODE_CLOSE:
             if self._message_opcode is not None:
                 raise ProtocolError('new message started before the previous one ended')
+            if fin and start + length <= len(view):
+                self._check_size(length)
+                events.append(self._whole_message(opcode, view[start:start + length], mask))
+                return start + length
             self._message_opcode = opcode
             self._message_size = 0
             if opcode == OPCODE_TEXT:
                 self._decoder = codecs.getincrementaldecoder('utf-8')()
         if opcode < OPCODE_CLOSE:
-            limit = self.max_message_size
-            if limit is not None and self._message_size + length > limit:
-                # Fail now, from the header alone: the payload is never buffered.
-                raise MessageTooBig('message of at least %d bytes exceeds the limit of %d'
-                                    % (self._message_size + length, limit))
+            # Checked from the header alone: a payload too large is never buffered.
+            self._check_size(self._message_size + length)
             self._message_size += length
         self._frame = (fin, opcode, mask)
         self._remaining = length
         self._unmasked = 0
-        return offset + size + 4
+        return start
+
+    def _check_size(self, size):
+        limit = self.max_message_size
+        if limit is not None and size > limit:
+            raise MessageTooBig('message of at least %d bytes exceeds the limit of %d'
+                                % (size, limit))
+
+    @staticmethod
+    def _whole_message(opcode, payload, mask):
+        payload = apply_mask(payload, mask)
+        if opcode == OPCODE_BINARY:
+            return payload
+        try:
+            return payload.decode('utf-8')
+        except UnicodeDecodeError as exc:
+            raise InvalidPayload('invalid UTF-8 in text message: %s' % exc.reason) from None
 
     def _payload(self, chunk, events):
         """Unmask a piece of payload and route it to its message as it arrives."""
@@ -190,7 +226,7 @@ class ServerConnection:
         _, opcode, mask = self._frame
         shift = self._unmasked % 4
         self._unmasked += len(chunk)
-        chunk = apply_mask(chunk, mask[shift:] + mask[:shift])
+        chunk = apply_mask(chunk, mask[shift:] + mask[:shift] if shift else mask)
         if opcode >= OPCODE_CLOSE:
             self._control += chunk
         elif self._message_opcode == OPCODE_TEXT:
@@ -280,10 +316,19 @@ class ServerConnection:
     def send_ping(self, data=b''):
         self._send_data(OPCODE_PING, data)
 
+    def send_frame(self, frame):
+        """Queue a frame made by ``message_frame``, which may be shared with other
+        connections (server frames are not masked)."""
+        self._check_sendable()
+        self._outgoing += frame
+
     def _send_data(self, opcode, payload):
+        self._check_sendable()
+        self._queue_frame(opcode, payload)
+
+    def _check_sendable(self):
         if self.state not in (State.OPEN, State.CLOSE_DUE):
             raise ConnectionClosed(1000 if self.state is State.CLOSING else 1006)
-        self._queue_frame(opcode, payload)
 
     def send_close(self, code=1000, reason=''):
         """Send our close frame: ``code`` starts the closing handshake; once the peer
@@ -306,19 +351,34 @@ class ServerConnection:
         return payload
 
     def _queue_frame(self, opcode, payload):
-        length = len(payload)
-        if length < 126:
-            header = struct.pack('!BB', 0x80 | opcode, length)
-        elif length < 1 << 16:
-            header = struct.pack('!BBH', 0x80 | opcode, 126, length)
-        else:
-            header = struct.pack('!BBQ', 0x80 | opcode, 127, length)
-        if length < _JOIN_BELOW:
-            self._outgoing.append(header + payload)
-        else:
-            self._outgoing += (header, payload)
+        self._outgoing += encode_frame(opcode, payload)
 
     def data_to_send(self):
         """Return the buffers queued for the peer, in order, and forget them."""
         outgoing, self._outgoing = self._outgoing, []
         return outgoing
+
+
+def encode_frame(opcode, payload):
+    """A server frame (unmasked, final) as buffers to send in order: one, or for a large
+    payload the header and the payload itself, uncopied."""
+    length = len(payload)
+    if length < 126:
+        header = _SHORT_HEADER.pack(0x80 | opcode, length)
+    elif length < 1 << 16:
+        header = _MEDIUM_HEADER.pack(0x80 | opcode, 126, length)
+    else:
+        header = _LONG_HEADER.pack(0x80 | opcode, 127, length)
+    if length < _JOIN_BELOW:
+        return [header + payload]
+    return [header, payload]
+
+
+def message_frame(message):
+    """The frame of a text (``str``) or binary (bytes-like) message, to send as is to
+    any number of connections: a broadcast encodes it once."""
+    if isinstance(message, str):
+        return encode_frame(OPCODE_TEXT, message.encode('utf-8'))
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return encode_frame(OPCODE_BINARY, message)
+    raise TypeError('websocket messages are str or bytes, not %s' % type(message).__name__)

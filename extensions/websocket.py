@@ -4,34 +4,35 @@ A blocking, greenlet-friendly front-end over ``protocol.ServerConnection``:
 
 - the handshake is deferred: nothing is answered until the view accepts, explicitly
   with ``accept()`` or implicitly on its first ``receive``/``send``/iteration;
-- a reader greenlet keeps reading once accepted, so pings are answered, fragments
-  assembled and close frames handled whatever the view is doing; a close (or a
-  protocol violation) is answered once the view has handled the messages before it;
-- ``send`` takes a lock around each frame, so greenlets may send at once safely;
-- keepalive pings drop peers that stopped answering.
+- once accepted, the connection is read by loop callbacks (``transport.Transport``),
+  not by a greenlet of its own: pings are answered, fragments assembled and close
+  frames handled whatever the view is doing, an idle connection costs no stack, and a
+  message reaches a view waiting in ``receive`` in one switch. A close (or a protocol
+  violation) is answered once the view has handled the messages before it;
+- frames are written whole and in order by whichever greenlet sends; ``send`` returns
+  once the kernel has the frame, so a slow client slows its sender, not the server;
+- keepalive pings, on a timer, drop peers that stopped answering.
 
 It knows nothing of Django: ``adaptation.WebSocketMiddleware`` creates it.
 """
 import logging
 import os
-import socket
 import time
+from collections import deque
 
-import gevent
-from gevent.event import Event
-from gevent.lock import Semaphore
-from gevent.queue import Empty, Queue
+from gevent import get_hub
 
 from .exceptions import ConnectionClosed
 from .handshake import response_headers
-from .protocol import Closed, Pong, ServerConnection, State
+from .protocol import Closed, Pong, ServerConnection, State, message_frame
+from .transport import READ_SIZE, Waiters, transport_for
 
 __all__ = ['WebSocket']
 
 logger = logging.getLogger('superserver.websocket')
 
-READ_SIZE = 64 * 1024
-_END = object()  # queued after the last message
+#: Bytes a broadcast may leave waiting for a slow client before it is closed (1013).
+MAX_BROADCAST_BACKLOG = 1 << 20
 
 
 class WebSocket:
@@ -50,7 +51,8 @@ class WebSocket:
         #: failed the connection with, or 1006 if it was dropped without a close frame.
         self.close_code = None
         self.close_reason = None
-        #: The code of the close frame we sent first, if the server started the closing.
+        #: The code of the close frame we sent first, if the server started the closing
+        #: (the view, a shutdown, a protocol violation, a keepalive timeout).
         self.sent_close_code = None
         #: Messages received and sent, and when the connection was accepted (for logs).
         self.messages_in = self.messages_out = 0
@@ -59,18 +61,19 @@ class WebSocket:
         self.before_waiting = []
         self.accepted_at = None
         self._start_response = start_response
-        self._socket = transport.socket
-        self._rfile = transport.rfile
+        self._handler = transport    # the HTTP handler, whose socket becomes ours
+        self._transport = None       # made by accept()
         self._protocol = ServerConnection(config.max_message_size)
-        self._send_lock = Semaphore()
-        self._messages = Queue()
-        self._room = Event()       # set when the view made room in the queue
-        self._pong = Event()
-        self._ended = Event()      # set once reading is over: the peer closed, failed or left
-        self._caught_up = Event()  # set once the view handled every message it was given
-        self._handling = False     # the view holds a message it has not finished with
-        self._eof = False          # receive() returns None from now on
-        self._lost = False         # the TCP connection is gone
+        self._incoming = deque()     # messages the view has not taken yet
+        self._waiters = Waiters()    # greenlets in receive() or close()
+        self._paused = False         # reading paused: the view has max_queue unread
+        self._handling = False       # the view holds a message it has not finished with
+        self._read_over = False      # the peer closed, failed or left: nothing more comes
+        self._eof = False            # receive() returns None from now on
+        self._lost = False           # the TCP connection is gone
+        self._timer = None           # keepalive: next ping, or the pong's deadline
+        self._awaiting_pong = False
+        self._close_timer = None     # the deadline of a closing handshake step
 
     def __repr__(self):
         return '<WebSocket %s %s>' % (self.environ.get('PATH_INFO'), self._protocol.state.value)
@@ -111,9 +114,14 @@ class WebSocket:
         self.accepted = True
         self.accepted_at = time.monotonic()
         self.subprotocol = subprotocol
-        gevent.spawn(self._read_loop)
+        early, sock = self._take_from_handler()
+        self._transport = transport_for(sock, self._data_received, self._eof_received)
+        if early:
+            self._data_received(early)
+        if not self._paused:
+            self._transport.resume_reading()
         if self.config.ping_interval:
-            gevent.spawn(self._keepalive_loop)
+            self._set_timer(self.config.ping_interval)
 
     def receive(self, timeout=None):
         """The next message, ``str`` for text and ``bytes`` for binary; None once closed.
@@ -122,22 +130,25 @@ class WebSocket:
         """
         self.accept()
         self._handling = False
-        if self._eof:
-            return None
-        if self._messages.empty():
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._eof:
+            if self._incoming:
+                self._handling = True
+                message = self._incoming.popleft()
+                if self._paused and len(self._incoming) < self.config.max_queue:
+                    self._paused = False
+                    self._transport.resume_reading()
+                return message
+            if self._read_over:
+                self._eof = True
+                self._caught_up()
+                break
             for callback in self.before_waiting:
                 callback()
-        try:
-            message = self._messages.get(timeout=timeout)
-        except Empty:
-            raise TimeoutError('no websocket message within %s s' % timeout) from None
-        if message is _END:
-            self._eof = True
-            self._caught_up.set()
-            return None
-        self._handling = True
-        self._room.set()
-        return message
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._waiters.wait(left):
+                raise TimeoutError('no websocket message within %s s' % timeout)
+        return None
 
     def __iter__(self):
         """Yield messages until the connection closes."""
@@ -147,19 +158,15 @@ class WebSocket:
     def send(self, message):
         """Send ``str`` as a text message, ``bytes``-like as a binary message.
 
-        Raises ``ConnectionClosed`` once the connection is closing or closed.
+        Returns once the kernel took the frame. Raises ``ConnectionClosed`` once the
+        connection is closing or closed.
         """
-        if isinstance(message, str):
-            self._transmit(self._protocol.send_text, message)
-        elif isinstance(message, (bytes, bytearray, memoryview)):
-            self._transmit(self._protocol.send_binary, message)
-        else:
-            raise TypeError('websocket messages are str or bytes, not %s'
-                            % type(message).__name__)
+        frame = message_frame(message)   # TypeError for anything else
+        self._transmit(self._protocol.send_frame, frame)
         self.messages_out += 1
 
     def ping(self, data=b''):
-        """Send a ping; the reader notes the pong."""
+        """Send a ping; the pong is noted by the keepalive."""
         self._transmit(self._protocol.send_ping, data)
 
     def close(self, code=1000, reason=''):
@@ -175,85 +182,159 @@ class WebSocket:
             return
         self._start_closing(code, reason)   # ValueError for a code one may not send
         self._eof = True
-        self._room.set()
-        self._caught_up.set()
+        self._incoming.clear()
+        self._flush_quietly()
+        if self._read_over:
+            self._closing_handshake_done()
+            return
+        deadline = time.monotonic() + self.config.close_timeout
+        while not self._read_over:
+            if not self._waiters.wait(max(0.0, deadline - time.monotonic())):
+                logger.info('%s: no closing handshake from the peer within %s s',
+                            self, self.config.close_timeout)
+                self._drop()
+
+    # -- for broadcasts ---------------------------------------------------------------------
+
+    def send_frame_nowait(self, frame):
+        """Queue a frame made once by ``protocol.message_frame`` for many sockets, without
+        waiting for this one. A client more than MAX_BROADCAST_BACKLOG bytes behind is
+        closed with 1013 (try again later). Raises ``ConnectionClosed``."""
+        self._check_open()
+        self._protocol.send_frame(frame)
         try:
             self._flush()
         except OSError:
             self._drop()
-        if not self._ended.wait(self.config.close_timeout):
-            logger.info('%s: no closing handshake from the peer within %s s',
-                        self, self.config.close_timeout)
-            self._drop()
+            raise ConnectionClosed(1006, 'connection lost') from None
+        self.messages_out += 1
+        if self._transport.buffered > MAX_BROADCAST_BACKLOG:
+            logger.warning('%s: %d bytes behind, closing', self, self._transport.buffered)
+            self._close_now(1013, 'too slow for its subscriptions')
 
-    # -- the reader greenlet -------------------------------------------------------------
+    # -- reading: transport callbacks, on the hub ----------------------------------------
 
-    def _read_loop(self):
-        closed = None
+    def _data_received(self, data):
+        protocol = self._protocol
         try:
-            while closed is None:
-                try:
-                    data = self._rfile.read1(READ_SIZE)
-                except OSError:
-                    data = b''
-                if not data:
-                    break
-                events = self._protocol.receive_data(data)
-                self._flush_quietly()  # pongs go out at once
-                for event in events:
-                    if isinstance(event, (str, bytes)):
-                        self._deliver(event)
-                    elif isinstance(event, Pong):
-                        self._pong.set()
-                    elif isinstance(event, Closed):
-                        closed = event
-        finally:
-            self._finish(closed)
+            events = protocol.receive_data(data)
+            self._flush()   # pongs go out at once
+        except OSError:
+            self._drop()
+            return
+        for event in events:
+            kind = type(event)
+            if kind is str or kind is bytes:
+                if not self._eof:
+                    self.messages_in += 1
+                    self._incoming.append(event)
+            elif kind is Pong:
+                self._pong_received()
+            elif kind is Closed:
+                self._peer_done(event)
+        if len(self._incoming) >= self.config.max_queue and not self._read_over:
+            self._paused = True
+            self._transport.pause_reading()
+        self._waiters.wake_all()   # last: a waiting view runs right away
 
-    def _deliver(self, message):
-        """Queue a message for the view, pausing the reading while the queue is full."""
-        while self._messages.qsize() >= self.config.max_queue and not self._eof:
-            self._room.clear()
-            self._room.wait()
-        if not self._eof:
-            self.messages_in += 1
-            self._messages.put(message)
-
-    def _finish(self, closed):
-        if closed is None:
-            self._lost = True   # dropped without a close frame: nothing more to say
+    def _peer_done(self, closed):
+        """The peer's close frame came, or it broke the protocol: reading is over."""
+        self._read_over = True
         if self.close_code is None:
-            if closed is None:
-                self.close_code, self.close_reason = 1006, ''
-            else:
-                self.close_code, self.close_reason = closed.code, closed.reason
-        if closed is not None and closed.error is not None:
+            self.close_code, self.close_reason = closed.code, closed.reason
+        if closed.error is not None:
             logger.info('%s: failed with %d: %s', self, closed.code, closed.reason)
-        self._messages.put(_END)
-        self._ended.set()
-        self._pong.set()   # a keepalive waiting for a pong must not outlive the connection
-        if closed is not None:
+            if self.sent_close_code is None:
+                self.sent_close_code = closed.code
+        self._cancel_timer()
+        if self._protocol.state is State.CLOSED:   # it answered our close frame
+            self._closing_handshake_done()
+        elif not (self._handling or self._incoming) or self._eof:
+            self._caught_up()
+        else:
             # Answer once the view has handled the messages that came before the close
             # (an echo must not be cut off), but no later than close_timeout.
-            if self._handling or self._messages.qsize() > 1:
-                self._caught_up.wait(self.config.close_timeout)
-            self._protocol.send_close()   # the due answer, unless the view sent it
+            self._set_close_timer(self._caught_up)
+
+    def _close_now(self, code, reason):
+        """Close from a callback: the view's receive() returns None; the peer has
+        close_timeout to answer (a dead one may never read the frame)."""
+        self._start_closing(code, reason)
+        self._eof = True
+        self._incoming.clear()
+        self._flush_quietly()
+        if not self._lost:
+            self._set_close_timer(self._drop)
+        self._waiters.wake_all()
+
+    def _caught_up(self):
+        """The view handled every message before the peer's close: answer it now."""
+        if self._protocol.state is State.CLOSE_DUE:
+            self._protocol.send_close()   # the due answer
             self._flush_quietly()
-        # The socket is ours since the 101 (the handler let go of it). RFC 6455 section
-        # 7.1.1: the server closes TCP first. Half-close, then read on until the peer
-        # closes too, so no RST can destroy our close frame on its way.
+        if self._protocol.state is State.CLOSED:
+            self._closing_handshake_done()
+
+    def _closing_handshake_done(self):
+        """Both close frames went: RFC 6455 section 7.1.1 has the server close TCP
+        first. Half-close and read on until the peer closes too, so no RST destroys
+        our close frame on its way; cut it at close_timeout."""
+        if self._lost:
+            return
+        self._transport.shutdown_write()
+        self._set_close_timer(self._drop)
+
+    def _eof_received(self):
+        """The peer closed TCP, or the connection broke."""
+        if not self._read_over:   # dropped without a close frame
+            self._read_over = True
+            if self.close_code is None:
+                self.close_code, self.close_reason = 1006, ''
+        self._drop()
+
+    # -- keepalive ------------------------------------------------------------------------
+
+    def _keepalive(self):
+        if self._read_over or self._protocol.state is not State.OPEN:
+            return
+        timeout = self.config.ping_timeout
+        if self._awaiting_pong and timeout:
+            logger.info('%s: no pong within %s s, dropping the peer', self, timeout)
+            self.close_code, self.close_reason = 1011, 'keepalive ping timeout'
+            self._close_now(1011, 'keepalive ping timeout')
+            return
         try:
-            self._socket.shutdown(socket.SHUT_WR)
-            with gevent.Timeout(self.config.close_timeout, False):
-                while self._rfile.read1(READ_SIZE):
-                    pass
-        except OSError:
-            pass
-        finally:
-            self._lost = True
-            self._close_transport()
+            self._protocol.send_ping(os.urandom(4))
+            self._flush()
+        except (ConnectionClosed, OSError):
+            self._drop()
+            return
+        self._awaiting_pong = True
+        self._set_timer(timeout or self.config.ping_interval)
+
+    def _pong_received(self):
+        if self._awaiting_pong:
+            self._awaiting_pong = False
+            self._set_timer(self.config.ping_interval)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _take_from_handler(self):
+        """Take the connection over from the HTTP handler: the bytes it read past the
+        request head (a client may send its first frame without waiting for the 101)
+        and the socket. Its reader is closed, which frees its buffer."""
+        handler, self._handler = self._handler, None
+        sock = handler.socket
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)   # a read now takes what is there, never waits
+        try:
+            early = handler.rfile.read1(READ_SIZE) or b''
+        except OSError:
+            early = b''
+        finally:
+            sock.settimeout(timeout)
+        handler.rfile.close()
+        return early, sock
 
     def _start_closing(self, code, reason):
         if self._protocol.state is State.OPEN and not self._lost:
@@ -261,20 +342,25 @@ class WebSocket:
         self._protocol.send_close(code, reason)
 
     def _transmit(self, queue, payload):
-        """Queue a frame with ``queue(payload)`` and send it, or raise ConnectionClosed."""
+        """Queue a frame with ``queue(payload)``, send it and wait until the kernel took
+        it, or raise ConnectionClosed."""
         self.accept()
         self._check_open()
         queue(payload)
+        transport = self._transport
         try:
             self._flush()
         except OSError:
             self._drop()
             raise ConnectionClosed(1006, 'connection lost') from None
+        if transport.buffered and not transport.wait_drained():
+            raise ConnectionClosed(1006, 'connection lost')
 
     def _flush(self):
-        with self._send_lock:
-            for data in self._protocol.data_to_send():
-                self._socket.sendall(data)
+        """Hand the protocol's frames to the transport; raises OSError if it is gone."""
+        data = self._protocol.data_to_send()
+        if data:
+            self._transport.writelines(data)
 
     def _flush_quietly(self):
         try:
@@ -283,17 +369,19 @@ class WebSocket:
             self._drop()
 
     def _drop(self):
-        """Give up on the connection: the reader ends and records 1006."""
+        """The connection is over: close it, and wake whoever waits for it."""
         self._eof = self._lost = True
-        self._room.set()
-        self._caught_up.set()
-        self._close_transport()
-
-    def _close_transport(self):
-        """Close the socket and the handler's reader, which holds it open too: the
-        descriptor is freed now, not when the collector gets to this connection."""
-        self._rfile.close()
-        self._socket.close()
+        if not self._read_over:
+            self._read_over = True
+            if self.close_code is None:
+                self.close_code, self.close_reason = 1006, ''
+        self._cancel_timer()
+        if self._close_timer is not None:
+            self._close_timer.close()
+            self._close_timer = None
+        if self._transport is not None:
+            self._transport.close()
+        self._waiters.wake_all()
 
     def _open(self):
         """May the view still send? Also after the peer's close, until we answer it."""
@@ -303,21 +391,18 @@ class WebSocket:
         if not self._open():
             raise ConnectionClosed(self.close_code or 1006, self.close_reason or '')
 
-    def _keepalive_loop(self):
-        interval, timeout = self.config.ping_interval, self.config.ping_timeout
-        while not self._ended.wait(interval):
-            if self._protocol.state is not State.OPEN:
-                return
-            self._pong.clear()
-            try:
-                self.ping(os.urandom(4))
-            except ConnectionClosed:
-                return
-            if timeout and not self._pong.wait(timeout) and not self._ended.is_set():
-                logger.info('%s: no pong within %s s, dropping the peer', self, timeout)
-                self.close_code, self.close_reason = 1011, 'keepalive ping timeout'
-                self._start_closing(1011, 'keepalive ping timeout')
-                with gevent.Timeout(self.config.close_timeout, False):
-                    self._flush_quietly()  # a dead peer may not read it
-                self._drop()
-                return
+    def _set_timer(self, seconds):
+        self._cancel_timer()
+        self._timer = get_hub().loop.timer(seconds)
+        self._timer.start(self._keepalive)
+
+    def _cancel_timer(self):
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
+
+    def _set_close_timer(self, callback):
+        if self._close_timer is not None:
+            self._close_timer.close()
+        self._close_timer = get_hub().loop.timer(self.config.close_timeout)
+        self._close_timer.start(callback)
