@@ -28,6 +28,7 @@ from gevent.event import Event
 from gevent.queue import Empty, Full, Queue
 
 from .exceptions import ConnectionClosed, WebSocketError
+from .protocol import message_frame
 
 __all__ = ['publish', 'subscribe', 'forward', 'get_broker', 'group_channel', 'user_channel',
            'session_channel', 'PublishError', 'SubscriberTooSlow', 'MemoryBroker', 'RedisBroker']
@@ -86,8 +87,9 @@ class Subscription:
         self._too_slow = False
         self.closed = False
 
-    def deliver(self, channel, message):
-        """Called by the broker for each message; never blocks it."""
+    def deliver(self, channel, message, frame):
+        """Called by the broker for each message; never blocks it. ``frame`` gives the
+        message's websocket frame, encoded once for every subscriber that wants it."""
         try:
             self._queue.put_nowait((channel, message))
         except Full:
@@ -134,6 +136,37 @@ class Subscription:
         self.close()
 
 
+class Forwarding(Subscription):
+    """A subscription whose messages go straight to a websocket as they are published:
+    no queue, no greenlet, the frame encoded once for all. A socket closed meanwhile
+    ends it; one too far behind is closed by ``send_frame_nowait`` (1013)."""
+
+    def __init__(self, broker, channels, max_pending, websocket):
+        super().__init__(broker, channels, max_pending)
+        self.websocket = websocket
+
+    def deliver(self, channel, message, frame):
+        try:
+            self.websocket.send_frame_nowait(frame.get())
+        except ConnectionClosed:
+            self.close()
+
+
+class _Frame:
+    """A published message's websocket frame, made on first use and then shared."""
+
+    __slots__ = ('message', '_frame')
+
+    def __init__(self, message):
+        self.message = message
+        self._frame = None
+
+    def get(self):
+        if self._frame is None:
+            self._frame = message_frame(self.message)
+        return self._frame
+
+
 class Broker:
     """Local bookkeeping shared by the backends: who in this process listens to what."""
 
@@ -144,10 +177,14 @@ class Broker:
             self.max_pending = max_pending
         self._local = {}   # channel -> set of Subscription
 
-    def subscribe(self, *channels):
+    def subscribe(self, *channels, websocket=None):
+        """A ``Subscription``; with ``websocket``, one forwarding to it."""
         if not channels:
             raise ValueError('subscribe to at least one channel')
-        subscription = Subscription(self, channels, self.max_pending)
+        if websocket is None:
+            subscription = Subscription(self, channels, self.max_pending)
+        else:
+            subscription = Forwarding(self, channels, self.max_pending, websocket)
         for channel in subscription.channels:
             self._local.setdefault(channel, set()).add(subscription)
         self._channels_changed()
@@ -166,8 +203,9 @@ class Broker:
         """Hook: the set of channels with local subscribers may have changed."""
 
     def _dispatch(self, channel, message):
+        frame = _Frame(message)
         for subscription in list(self._local.get(channel, ())):
-            subscription.deliver(channel, message)
+            subscription.deliver(channel, message, frame)
 
     def publish(self, channel, message):
         raise NotImplementedError
@@ -203,8 +241,8 @@ class RedisBroker(Broker):
         self._changed = Event()
         self._listener = gevent.spawn(self._listen)
 
-    def subscribe(self, *channels):
-        subscription = super().subscribe(*channels)
+    def subscribe(self, *channels, websocket=None):
+        subscription = super().subscribe(*channels, websocket=websocket)
         deadline = time.monotonic() + self.SUBSCRIBE_WAIT
         while not subscription.channels <= self._confirmed:
             self._confirmation.clear()
@@ -311,27 +349,10 @@ def subscribe(*channels):
 def forward(websocket, *channels):
     """Send every message published on ``channels`` to ``websocket`` during the block.
 
-    A websocket too slow to keep up is closed with 1013 (try again later).
+    Each message is written as it is published, encoded once for all its subscribers.
+    A websocket whose client leaves more than ``websocket.MAX_BROADCAST_BACKLOG`` bytes
+    unread is closed with 1013 (try again later).
     """
     websocket.accept()
-    subscription = subscribe(*channels)
-
-    def pump():
-        try:
-            for _, message in subscription:
-                websocket.send(message)
-        except SubscriberTooSlow as error:
-            logger.warning('%s: %s', websocket, error)
-            websocket.close(1013, 'too slow for its subscriptions')
-        except ConnectionClosed:
-            pass
-
-    greenlet = gevent.spawn(pump)
-    try:
+    with get_broker().subscribe(*channels, websocket=websocket) as subscription:
         yield subscription
-    finally:
-        subscription.close()
-        # Let the pump finish the frame it may be sending: a frame cut in half would
-        # corrupt the stream. It ends on the closed subscription or the closed socket.
-        greenlet.join(websocket.config.close_timeout)
-        greenlet.kill()
