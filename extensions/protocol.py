@@ -92,6 +92,10 @@ class ServerConnection:
     and by the ``send_*`` methods.
     """
 
+    __slots__ = ('max_message_size', 'state', '_due_code', '_outgoing', '_buffer', '_frame',
+                 '_remaining', '_unmasked', '_control', '_message_opcode', '_message_size',
+                 '_parts', '_decoder')
+
     def __init__(self, max_message_size=1 << 20):
         self.max_message_size = max_message_size
         self.state = State.OPEN

@@ -94,6 +94,9 @@ class _Outgoing:
     """What both transports share: bytes written but not sent yet, kept in order, and
     the greenlets waiting for them to go."""
 
+    __slots__ = ('_on_data', '_on_eof', '_pending', '_pending_size', '_drained',
+                 '_shutdown_due', 'closed')
+
     def __init__(self, on_data, on_eof):
         self._on_data = on_data
         self._on_eof = on_eof
@@ -191,6 +194,8 @@ class Transport(_Outgoing):
     stops everything and closes the socket.
     """
 
+    __slots__ = ('_raw', '_reader', '_writer')
+
     def __init__(self, fd, on_data, on_eof):
         super().__init__(on_data, on_eof)
         self._raw = _socket.socket(fileno=fd)   # the OS socket itself, not gevent's
@@ -274,6 +279,8 @@ class Transport(_Outgoing):
 
 class TLSTransport(_Outgoing):
     """The same over gevent's SSL socket: a greenlet reads, another sends."""
+
+    __slots__ = ('_sock', '_reading', '_reader', '_writer')
 
     def __init__(self, sock, on_data, on_eof):
         super().__init__(on_data, on_eof)

@@ -18,14 +18,13 @@ It knows nothing of Django: ``adaptation.WebSocketMiddleware`` creates it.
 import logging
 import os
 import time
-from collections import deque
 
 from gevent import get_hub
 
 from .exceptions import ConnectionClosed
 from .handshake import response_headers
 from .protocol import Closed, Pong, ServerConnection, State, message_frame
-from .transport import READ_SIZE, Waiters, transport_for
+from .transport import Waiters, transport_for
 
 __all__ = ['WebSocket']
 
@@ -37,6 +36,15 @@ MAX_BROADCAST_BACKLOG = 1 << 20
 
 class WebSocket:
     """One websocket connection, as seen by the view that serves it."""
+
+    # Thousands are idle at once: slots keep each small (a view may still add
+    # attributes of its own, in a __dict__ made when it does).
+    __slots__ = ('environ', 'handshake', 'config', 'subprotocol', 'accepted', 'declined',
+                 'close_code', 'close_reason', 'sent_close_code', 'messages_in',
+                 'messages_out', 'before_waiting', 'accepted_at', '_start_response',
+                 '_handler', '_transport', '_protocol', '_incoming', '_waiters', '_paused',
+                 '_handling', '_read_over', '_eof', '_lost', '_timer', '_awaiting_pong',
+                 '_close_timer', '__dict__', '__weakref__')
 
     def __init__(self, environ, handshake, start_response, transport, config):
         self.environ = environ
@@ -61,10 +69,10 @@ class WebSocket:
         self.before_waiting = []
         self.accepted_at = None
         self._start_response = start_response
-        self._handler = transport    # the HTTP handler, whose socket becomes ours
+        self._handler = transport    # the HTTP handler, until it hands over its socket
         self._transport = None       # made by accept()
         self._protocol = ServerConnection(config.max_message_size)
-        self._incoming = deque()     # messages the view has not taken yet
+        self._incoming = []          # messages the view has not taken yet (a few)
         self._waiters = Waiters()    # greenlets in receive() or close()
         self._paused = False         # reading paused: the view has max_queue unread
         self._handling = False       # the view holds a message it has not finished with
@@ -114,7 +122,8 @@ class WebSocket:
         self.accepted = True
         self.accepted_at = time.monotonic()
         self.subprotocol = subprotocol
-        early, sock = self._take_from_handler()
+        handler, self._handler = self._handler, None
+        early, sock = handler.hand_over()
         self._transport = transport_for(sock, self._data_received, self._eof_received)
         if early:
             self._data_received(early)
@@ -134,7 +143,7 @@ class WebSocket:
         while not self._eof:
             if self._incoming:
                 self._handling = True
-                message = self._incoming.popleft()
+                message = self._incoming.pop(0)
                 if self._paused and len(self._incoming) < self.config.max_queue:
                     self._paused = False
                     self._transport.resume_reading()
@@ -318,23 +327,6 @@ class WebSocket:
             self._set_timer(self.config.ping_interval)
 
     # -- helpers ---------------------------------------------------------------------------
-
-    def _take_from_handler(self):
-        """Take the connection over from the HTTP handler: the bytes it read past the
-        request head (a client may send its first frame without waiting for the 101)
-        and the socket. Its reader is closed, which frees its buffer."""
-        handler, self._handler = self._handler, None
-        sock = handler.socket
-        timeout = sock.gettimeout()
-        sock.settimeout(0.0)   # a read now takes what is there, never waits
-        try:
-            early = handler.rfile.read1(READ_SIZE) or b''
-        except OSError:
-            early = b''
-        finally:
-            sock.settimeout(timeout)
-        handler.rfile.close()
-        return early, sock
 
     def _start_closing(self, code, reason):
         if self._protocol.state is State.OPEN and not self._lost:

@@ -12,7 +12,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from werkzeug.wsgi import ClosingIterator
 
 from . import db, sse
-from .adaptation import WebSocketServer
+from .adaptation import WebSocketServer, direct_call
 from .conf import origin_allowed, server_config, websocket_config
 
 __all__ = ['get_wsgi_application', 'serving', 'make_server', 'CloseDatabaseConnections']
@@ -26,7 +26,7 @@ class CloseDatabaseConnections:
     a message and closed when it ends."""
 
     def __init__(self, application):
-        self.application = application
+        self.application = direct_call(application)
 
     def __call__(self, environ, start_response):
         websocket = environ.get('wsgi.websocket')
