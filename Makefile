@@ -2,7 +2,8 @@
 # Each creates the virtualenv and installs the project into it when needed.
 # `make test` also installs the Debian packages the tests use when they are missing
 # (redis-server, Chromium and its driver, nginx, PostgreSQL), then runs pytest and the
-# Autobahn suite.
+# Autobahn suite. `make bench` runs the benchmarks (bench/README.md), with wrk from
+# Debian; `make bench BENCH_ARGS='--scenarios S1,S3 --runs 1'` passes options.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 ADDRPORT ?= 127.0.0.1:8000
@@ -11,12 +12,14 @@ BIN := $(VENV)/bin
 # command:package pairs of what the tests run, and where Debian has them.
 SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chromium-driver \
     nginx:nginx pg_ctl:postgresql
+# The same for the benchmarks: wrk, the HTTP load generator.
+BENCH_PACKAGES := wrk:wrk
 # Where Debian puts commands that are not on every user's PATH: nginx in /usr/sbin,
 # pg_ctl in PostgreSQL's versioned directory.
 SYSTEM_BIN := /usr/sbin /usr/lib/postgresql/*/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test autobahn install system-packages
+.PHONY: run test autobahn bench install system-packages bench-packages
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
@@ -29,20 +32,32 @@ test: $(VENV)/.installed system-packages
 autobahn: $(VENV)/.installed
 	$(BIN)/python autobahn/run.py
 
+bench: $(VENV)/.installed bench-packages
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
+# $(call install-missing,command:package pairs,who uses them): apt-get install the
+# packages whose command is not found.
+define install-missing
+@missing=$$(PATH="$$PATH$$(printf ':%s' $(SYSTEM_BIN))"; \
+    for pair in $(1); do \
+    command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done); \
+if [ -n "$$missing" ]; then \
+    echo "Installing the Debian packages $(2) use:" $$missing; \
+    $(SUDO) apt-get update -qq && \
+    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+fi
+endef
+
 system-packages:
-	@missing=$$(PATH="$$PATH$$(printf ':%s' $(SYSTEM_BIN))"; \
-	    for pair in $(SYSTEM_PACKAGES); do \
-	    command -v $${pair%%:*} >/dev/null || echo $${pair#*:}; done); \
-	if [ -n "$$missing" ]; then \
-	    echo "Installing the Debian packages the tests use:" $$missing; \
-	    $(SUDO) apt-get update -qq && \
-	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
+	$(call install-missing,$(SYSTEM_PACKAGES),the tests)
+
+bench-packages:
+	$(call install-missing,$(BENCH_PACKAGES),the benchmarks)

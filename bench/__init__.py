@@ -1,0 +1,1 @@
+"""Benchmarks of superserver against its peers: ``python -m bench`` (bench/README.md)."""

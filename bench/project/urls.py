@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path('hello/', views.hello),
+    path('ws/echo/', views.echo),
+    path('ws/broadcast/', views.broadcast),
+    path('ws/broadcast-pubsub/', views.broadcast_pubsub),
+]
