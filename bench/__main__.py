@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import report, scenarios, servers
-from .processes import CLIENT_CORE, ROOT, MeasurementError, ServerProcess
+from .processes import CLIENT_CORE, ROOT, SERVER_CORE, MeasurementError, ServerProcess
 
 RESULTS = ROOT / 'bench' / 'results'
 
@@ -88,6 +88,9 @@ def main(argv):
         load = replace(load, duration=arguments.duration)
     runs = arguments.runs or (1 if arguments.smoke else 3)
     chosen = [scenario for scenario in scenarios.ALL if scenario.key in arguments.scenarios]
+    if not {SERVER_CORE, CLIENT_CORE} <= os.sched_getaffinity(0):
+        sys.exit('python -m bench needs cores %d and %d: the server runs on one, the load '
+                 'generator on the other' % (SERVER_CORE, CLIENT_CORE))
     # Off the servers' core: this process only waits, on the load generator's.
     os.sched_setaffinity(0, {CLIENT_CORE})
     logs = arguments.output.parent / 'logs'   # the servers' output, beside the report

@@ -35,6 +35,14 @@ CLOSE_TIMEOUT = 10
 DATA = (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION)
 
 
+async def within(seconds, awaitable, what):
+    """The result of ``awaitable``, or a TimeoutError that says ``what`` went wrong."""
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise TimeoutError('%s within %g s' % (what, seconds)) from None
+
+
 class Connection(WSListener):
     """One websocket. Whole messages go to ``on_message`` (by default, to whoever awaits
     ``receive``); a dropped connection calls ``on_lost``."""
@@ -43,6 +51,7 @@ class Connection(WSListener):
         self.transport = None
         self.on_message = self._wake
         self.on_lost = self._wake_lost
+        self.close_code = None   # the server's, once it closed
         self._parts = []
         self._waiter = None
 
@@ -51,6 +60,7 @@ class Connection(WSListener):
 
     def on_ws_frame(self, transport, frame):
         if frame.msg_type == WSMsgType.CLOSE:
+            self.close_code = frame.get_close_code()
             if not transport.is_close_frame_sent:
                 transport.send_close(frame.get_close_code())
             transport.disconnect()
@@ -65,8 +75,15 @@ class Connection(WSListener):
         self.on_lost()
 
     async def receive(self):
+        if self.transport.is_disconnected:
+            raise self.lost()
         self._waiter = asyncio.get_running_loop().create_future()
-        return await asyncio.wait_for(self._waiter, REPLY_TIMEOUT)
+        return await within(REPLY_TIMEOUT, self._waiter, 'no message')
+
+    def lost(self):
+        """The error of a connection the server ended."""
+        return ConnectionError('the server closed the connection (close code: %s)'
+                               % (self.close_code or 'none'))
 
     def close(self):
         """Start the closing handshake; ``transport.wait_disconnected()`` ends it."""
@@ -79,7 +96,7 @@ class Connection(WSListener):
 
     def _wake_lost(self):
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(ConnectionError('the server closed the connection'))
+            self._waiter.set_exception(self.lost())
 
 
 async def open_connections(url, count, max_seconds=None):
@@ -163,7 +180,7 @@ class EchoLoop:
 
     def _lost(self):
         if not self.done.done():
-            self.done.set_exception(ConnectionError('the server closed an echo connection'))
+            self.done.set_exception(self.connection.lost())
 
 
 def percentile(ordered, fraction):
@@ -183,8 +200,8 @@ async def echo(url, connections, size, binary, duration):
     loops = [EchoLoop(client, kind, payload, started + duration) for client in clients]
     for loop in loops:
         loop.start()
-    ended = max(await asyncio.wait_for(asyncio.gather(*(loop.done for loop in loops)),
-                                       duration + REPLY_TIMEOUT))
+    ended = max(await within(duration + REPLY_TIMEOUT,
+                             asyncio.gather(*(loop.done for loop in loops)), 'echoes missing'))
     await close_all(clients)
     if wrong := sum(loop.wrong for loop in loops):
         raise AssertionError('%d echoes differed from what was sent' % wrong)
@@ -217,10 +234,10 @@ async def idle(url, connections, max_seconds, samples, settle, server_pid):
     echoed = await asyncio.gather(
         *(echoes(client, b'sample %d' % number) for number, client in enumerate(sample)),
         return_exceptions=True)
-    await close_all(clients)
+    # Not closed one by one: this process ends, and with it every connection, at once.
     return {'opened': len(clients), 'failed': len(failures),
-            'note': '%d of %d did not open, first: %r' % (len(failures), connections, failures[0])
-                    if failures else None,
+            'note': '{:,} of {:,} did not open, first: {!r}'.format(
+                len(failures), connections, failures[0]) if failures else None,
             'open_s': opened_in,
             'rss_before_mib': rss_before / 2**20, 'rss_after_mib': rss_after / 2**20,
             'kib_per_connection': (rss_after - rss_before) / 1024 / max(1, len(clients)),
@@ -260,7 +277,7 @@ async def broadcast(url, clients, rounds, size, max_seconds):
         payload = b'round %d ' % number
         tally.expect(payload.ljust(size, b'.'))
         connections[0].transport.send(WSMsgType.TEXT, tally.payload)
-        await asyncio.wait_for(tally.done, REPLY_TIMEOUT)
+        await within(REPLY_TIMEOUT, tally.done, 'round %d did not reach every client' % number)
 
     await one_round(0)   # untimed: every client is a listener, first-message paths ran
     started = time.perf_counter()

@@ -21,12 +21,12 @@ class Load:
     large_connections: int = 8
     large_size: int = 64 * 1024
     idle_connections: int = 10_000
-    idle_seconds: int = 60        # connections not open by then count as failed
+    idle_seconds: int = 30        # connections not open by then count as failed
     idle_samples: int = 100       # idle connections asked to echo while all are open
     idle_settle: float = 1.0      # seconds the server is given before its RSS is read
     broadcast_clients: int = 1000
     broadcast_rounds: int = 100
-    broadcast_seconds: int = 20   # fewer rounds for a server slower than that
+    broadcast_seconds: int = 10   # fewer rounds for a server slower than that
     broadcast_size: int = 64
     http_connections: int = 50
 
@@ -58,16 +58,18 @@ class Scenario:
         return '%s %s' % (self.key, self.title.format(**asdict(load)))
 
 
-def echo(server, process, load):
+def echo_loops(server, process, load, connections, size, binary):
     return run_client({'scenario': 'echo', 'url': process.url(server.paths['echo']),
-                       'connections': load.echo_connections, 'size': load.echo_size,
-                       'binary': False, 'duration': load.duration}, load.duration)
+                       'connections': connections, 'size': size, 'binary': binary,
+                       'duration': load.duration}, load.duration)
+
+
+def echo(server, process, load):
+    return echo_loops(server, process, load, load.echo_connections, load.echo_size, False)
 
 
 def large(server, process, load):
-    return run_client({'scenario': 'echo', 'url': process.url(server.paths['echo']),
-                       'connections': load.large_connections, 'size': load.large_size,
-                       'binary': True, 'duration': load.duration}, load.duration)
+    return echo_loops(server, process, load, load.large_connections, load.large_size, True)
 
 
 def idle(server, process, load):

@@ -47,7 +47,8 @@ TEMPLATES = [
 
 WSGI_APPLICATION = 'bench.project.wsgi.application'
 
-# No view queries it; in memory, so that a run leaves no file behind.
+# No view queries it; in memory, so that a run leaves no file behind (and nothing to
+# migrate: superserver's start warns of unapplied migrations, harmlessly).
 DATABASES = {
     'default': {
         'ENGINE': 'django.db.backends.sqlite3',
