@@ -189,10 +189,7 @@ class WebSocket:
         if not self.accepted:
             self.declined = self._eof = True
             return
-        self._start_closing(code, reason)   # ValueError for a code one may not send
-        self._eof = True
-        self._incoming.clear()
-        self._flush_quietly()
+        self._send_close(code, reason)   # ValueError for a code one may not send
         if self._read_over:
             self._closing_handshake_done()
             return
@@ -268,10 +265,7 @@ class WebSocket:
     def _close_now(self, code, reason):
         """Close from a callback: the view's receive() returns None; the peer has
         close_timeout to answer (a dead one may never read the frame)."""
-        self._start_closing(code, reason)
-        self._eof = True
-        self._incoming.clear()
-        self._flush_quietly()
+        self._send_close(code, reason)
         if not self._lost:
             self._set_close_timer(self._drop)
         self._waiters.wake_all()
@@ -327,6 +321,14 @@ class WebSocket:
             self._set_timer(self.config.ping_interval)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _send_close(self, code, reason):
+        """Send our close frame (or the due answer); unread messages are discarded and
+        receive() returns None from now on."""
+        self._start_closing(code, reason)
+        self._eof = True
+        self._incoming.clear()
+        self._flush_quietly()
 
     def _start_closing(self, code, reason):
         if self._protocol.state is State.OPEN and not self._lost:
