@@ -33,6 +33,8 @@ from .config import ServerConfig, WebSocketConfig
 from .exceptions import HandshakeError
 from .handshake import is_upgrade_request, read_handshake, same_origin
 from .proxies import forwarded_client, forwarded_scheme, trusted_networks
+from .requesthead import RequestHeaders
+from .timestamps import http_date, log_time
 from .transport import READ_SIZE
 from .websocket import WebSocket
 
@@ -71,6 +73,13 @@ def plain_response(start_response, status, text, headers=()):
 
 _REQUEST_TIMEOUT = (b'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n'
                     b'Content-Length: 0\r\n\r\n')
+
+
+#: A response body up to this size is sent in the same write as its head.
+_JOIN_BODY_BELOW = 16 * 1024
+
+#: Fields the environ has under CGI names of their own (CONTENT_TYPE, CONTENT_LENGTH).
+_CGI_HEADERS = frozenset(('CONTENT_TYPE', 'CONTENT_LENGTH'))
 
 
 def _discard(data):
@@ -168,14 +177,23 @@ class WebSocketHandler(pywsgi.WSGIHandler):
 
     def read_requestline(self):
         server = self.server
+        if self.requestline is not None:
+            # A keep-alive connection whose client answers at once finds its next request
+            # read before any other greenlet runs: without this yield, a saturated server
+            # serves the fastest connections only and the others wait for seconds.
+            gevent.sleep(0)
         if server.stopping:
             return ''   # no further request on this connection: it ends here
         # One deadline for the whole head: a socket timeout would limit each read only,
         # and a client sending a byte at a time could hold its connection for ever.
-        timeout = server.websocket_config.handshake_timeout
-        self._head_deadline = gevent.Timeout.start_new(
-            timeout, TimeoutError('request head not received within %s s' % timeout)) \
-            if timeout else None
+        deadline = self._head_deadline
+        if deadline is None:
+            timeout = server.websocket_config.handshake_timeout
+            if timeout:   # made once, started for each request of the connection
+                deadline = self._head_deadline = gevent.Timeout(
+                    timeout, TimeoutError('request head not received within %s s' % timeout))
+        if deadline is not None:
+            deadline.start()
         server.waiting.add(self)   # a shutdown may end the wait for a request
         try:
             line = super().read_requestline()
@@ -194,11 +212,59 @@ class WebSocketHandler(pywsgi.WSGIHandler):
         finally:
             self._end_head_deadline()   # the head is in; the body has no limit
 
+    def MessageClass(self, rfile, _seekable=0):   # pywsgi's name for its header parser
+        return RequestHeaders(rfile)
+
+    def _headers(self):
+        # pywsgi's own formats each field as a line and splits it again.
+        for name, value in self.headers.items():
+            if '_' in name:
+                continue   # HTTP_X_USER from X_User could pass for one from X-User
+            key = name.replace('-', '_').upper()
+            if key not in _CGI_HEADERS:
+                yield 'HTTP_' + key, value
+
+    def finalize_headers(self):
+        if self.provided_date is None:
+            # pywsgi formats the date for every response; this is formatted once a second.
+            self.response_headers.append((b'Date', http_date()))
+            self.provided_date = True
+        super().finalize_headers()
+
+    def _write_with_headers(self, data):
+        # pywsgi sends the head and the body in two sendall calls: two syscalls, and
+        # gevent asks the socket for its buffer size before each. A short body goes out
+        # with its head in one.
+        if len(data) > _JOIN_BODY_BELOW:
+            return super()._write_with_headers(data)
+        self.headers_sent = True
+        self.finalize_headers()
+        head = [b'HTTP/1.1 ', self.status, b'\r\n']
+        for name, value in self.response_headers:
+            head += (name, b': ', value, b'\r\n')
+        head.append(b'\r\n')
+        if data and self.response_use_chunked:
+            head += (b'%x\r\n' % len(data), data, b'\r\n')
+        else:
+            head.append(data)
+        self._sendall(b''.join(head))
+
+    def _sendall(self, data):
+        # Most writes fit in the socket's buffer: one send, without gevent's sendall.
+        try:
+            sent = self.socket.send(data)
+            if sent < len(data):
+                self.socket.sendall(memoryview(data)[sent:])
+        except OSError as error:
+            self.status = 'socket error: %s' % error
+            if self.code > 0:
+                self.code = -self.code
+            raise
+        self.response_length += len(data)
+
     def _end_head_deadline(self):
-        deadline = self._head_deadline
-        if deadline is not None:
-            deadline.close()
-            self._head_deadline = None
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
 
     def _handle_client_error(self, ex):
         # pywsgi's documented hook for bad requests. A head that took longer than
@@ -239,6 +305,9 @@ class WebSocketHandler(pywsgi.WSGIHandler):
             self.socket.settimeout(timeout)
         self.rfile.close()
         self.response_headers = []
+        if self._head_deadline is not None:
+            self._head_deadline.close()   # its libev timer, for the websocket's life
+            self._head_deadline = None
         return early, self.socket
 
     def log_request(self):
@@ -266,8 +335,9 @@ class WebSocketHandler(pywsgi.WSGIHandler):
             line = '"%s" %s %s %.1fms' % (
                 self.requestline, (self._orig_status or '000').split()[0],
                 self.response_length or '-', (self.time_finish - self.time_start) * 1000)
-        # status_code lets Django's ServerFormatter colour the line as runserver does.
-        log.info(line, extra={'status_code': self.code or 0})
+        # As runserver logs: status_code lets Django's ServerFormatter colour the line,
+        # server_time is its time format (and spares the formatter a strftime per line).
+        log.info(line, extra={'status_code': self.code or 0, 'server_time': log_time()})
 
     def run_application(self):
         super().run_application()
