@@ -15,7 +15,8 @@ from . import db, sse
 from .adaptation import WebSocketServer, direct_call
 from .conf import origin_allowed, server_config, websocket_config
 
-__all__ = ['get_wsgi_application', 'serving', 'make_server', 'CloseDatabaseConnections']
+__all__ = ['get_wsgi_application', 'serving', 'make_server', 'CloseDatabaseConnections',
+           'bind_middleware_chain']
 
 #: Connections per database that websocket views of one process open at once.
 DEFAULT_DATABASE_CONNECTIONS = 10
@@ -43,6 +44,27 @@ class CloseDatabaseConnections:
         return ClosingIterator(result, db.view_ended)
 
 
+def bind_middleware_chain(handler):
+    """Have each layer of the Django handler's middleware chain call the next middleware
+    through its bound ``__call__``, as ``direct_call`` does for WSGI layers.
+
+    Django wraps every middleware instance in a function (``convert_exception_to_response``)
+    that calls the instance; calling an instance takes a C stack frame, which the
+    greenlet of every open websocket keeps: 0.7 KiB per middleware and connection, 5 KiB
+    with startproject's seven. The closure cell that holds the instance gets the bound
+    method instead; layers of any other shape are left as they are."""
+    layer = getattr(handler, '_middleware_chain', None)
+    while layer is not None:
+        middleware = getattr(layer, '__wrapped__', None)
+        call = direct_call(middleware)
+        if call is middleware:
+            break   # the innermost layer (the view's), or one this does not know
+        for cell in layer.__closure__ or ():
+            if cell.cell_contents is middleware:
+                cell.cell_contents = call
+        layer = getattr(middleware, 'get_response', None)
+
+
 def serving(application):
     """``application`` (Django's, as a project's wsgi.py makes it) ready for
     ``WebSocketServer``; an application already made ready is returned as it is."""
@@ -50,6 +72,7 @@ def serving(application):
                                  DEFAULT_DATABASE_CONNECTIONS))
     if isinstance(application, CloseDatabaseConnections):
         return application
+    bind_middleware_chain(application)
     return CloseDatabaseConnections(application)
 
 
