@@ -2,6 +2,7 @@
 import base64
 import json
 import os
+import socket
 import threading
 import time
 
@@ -129,6 +130,35 @@ def test_oversize_closes_1009_and_others_are_still_served(django_server):
     bystander.send('still here')
     assert bystander.recv() == 'still here'
     bystander.close()
+
+
+def test_a_forwarded_client_too_far_behind_is_closed_1013_and_others_go_on(django_server):
+    """forward() writes each published message without waiting for its socket; a client
+    that reads nothing while more than MAX_BROADCAST_BACKLOG (1 MiB) piles up past what
+    the kernel buffers is closed with 1013 instead of growing the server without bound."""
+    keeping_up = connect(django_server, '/ws/room/backlog/')
+    reading_nothing = connect(django_server, '/ws/room/backlog/',
+                              sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    assert keeping_up.recv() == reading_nothing.recv() == 'subscribed'
+    message, published = 'x' * 100_000, 80   # 8 MB: past 4 MB of kernel buffer and 1 MiB
+    with requests.Session() as session:
+        for _ in range(published):
+            response = session.post(django_server.url + '/publish/backlog/', data=message,
+                                    timeout=10)
+            assert response.status_code == 204
+            assert keeping_up.recv() == message
+        received = 0
+        while True:
+            opcode, data = reading_nothing.recv_data(control_frame=True)
+            if opcode == CLOSE:
+                break
+            assert data == message.encode()
+            received += 1
+        assert int.from_bytes(data[:2], 'big') == 1013
+        assert received < published
+        session.post(django_server.url + '/publish/backlog/', data='after', timeout=10)
+    assert keeping_up.recv() == 'after'
+    keeping_up.close()
 
 
 def test_two_greenlets_sending_never_interleave(django_server):
