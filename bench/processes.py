@@ -2,6 +2,7 @@
 generator (``bench.client`` or wrk) on CLIENT_CORE, so that neither takes the other's
 CPU. Everything listens and connects on 127.0.0.1 only.
 """
+import contextlib
 import json
 import os
 import resource
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -67,6 +70,16 @@ class ServerProcess:
     @property
     def pid(self):
         return self.process.pid
+
+    def cpu_seconds(self):
+        """CPU time (user and system) the server has used so far, its workers included."""
+        server = psutil.Process(self.pid)
+        total = 0.0
+        for process in (server, *server.children(recursive=True)):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
 
     def url(self, path, scheme='ws'):
         return '%s://127.0.0.1:%d%s' % (scheme, self.port, path)

@@ -21,7 +21,8 @@ def run(url, connections, seconds):
 
 
 def parse(report):
-    """Requests/s, p50, p99 and max latency (ms), and errors, from wrk's report."""
+    """Requests (count and per second), p50, p99 and max latency (ms), and errors, from
+    wrk's report."""
     def find(pattern):
         match = re.search(pattern, report, re.MULTILINE)
         if match is None:
@@ -32,7 +33,8 @@ def parse(report):
         r'Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)', report)
     non_2xx = re.search(r'Non-2xx or 3xx responses: (\d+)', report)
     errors = sum(map(int, socket_errors.groups() if socket_errors else ()))
-    return {'requests_per_s': float(find(r'^Requests/sec:\s+([\d.]+)').group(1)),
+    return {'requests': int(find(r'^\s+(\d+) requests in ').group(1)),
+            'requests_per_s': float(find(r'^Requests/sec:\s+([\d.]+)').group(1)),
             'p50_ms': milliseconds(find(r'^\s+50%\s+' + TIME)),
             'p99_ms': milliseconds(find(r'^\s+99%\s+' + TIME)),
             'max_ms': milliseconds(find(r'^\s+Latency\s+\S+\s+\S+\s+' + TIME)),

@@ -67,6 +67,6 @@ def test_smoke_run_gives_every_server_a_figure_in_every_scenario(tmp_path):
 
 def test_wrk_report_is_read():
     assert wrk.parse(WRK_REPORT) == pytest.approx({
-        'requests_per_s': 429.64, 'p50_ms': 1.05, 'p99_ms': 726.05, 'max_ms': 847.89,
+        'requests': 1290, 'requests_per_s': 429.64, 'p50_ms': 1.05, 'p99_ms': 726.05, 'max_ms': 847.89,
         'errors': 20 + 1290})
     assert wrk.parse(WRK_REPORT.replace('847.89ms', '1.20s'))['max_ms'] == pytest.approx(1200)
