@@ -54,7 +54,7 @@ def test_serve_forever_shuts_down_gracefully_on(signum, project_env):
         server.signal(signum)
         in_flight.assert_nobody_lost()
         assert server.wait(15) == 0
-        assert 'serve_forever returned' in server.output()
+        server.wait_for('serve_forever returned')   # once the reader has the last lines
     finally:
         server.stop()
 
