@@ -275,3 +275,20 @@ def test_access_log_says_who_closed(server, caplog, path, logged):
     else:
         raise AssertionError('no access-log line like %r in %r' % (
             pattern, [r.getMessage() for r in caplog.records]))
+
+
+@pytest.mark.parametrize('frame, code', [
+    (client_frame(TEXT, b'x', rsv=4), 1002),          # RSV1 without an extension
+    (client_frame(TEXT, b'\xff'), 1007),              # not UTF-8
+    (client_frame(TEXT, length=2**21), 1009),         # over max_message_size (1 MiB)
+], ids=['1002', '1007', '1009'])
+def test_access_log_says_the_server_failed_a_violating_client(server, caplog, frame, code):
+    caplog.set_level(logging.INFO, logger='tests.access')
+    path = '/echo-violation-%d' % code
+    ws = websocket.create_connection(server.url + path)
+    ws.sock.sendall(frame)
+    opcode, data = ws.recv_data(control_frame=True)
+    assert (opcode, int.from_bytes(data[:2], 'big')) == (CLOSE, code)
+    ws.shutdown()
+    lines = access_lines(caplog, path)
+    assert lines and re.search(r' closed %d by the server after ' % code, lines[0]), lines
