@@ -75,6 +75,10 @@ _REQUEST_TIMEOUT = (b'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n'
                     b'Content-Length: 0\r\n\r\n')
 
 
+#: Seconds a keep-alive connection yields before its next request: the least sleep
+#: that lets the event loop poll first.
+_NEXT_TURN = 1e-6
+
 #: A response body up to this size is sent in the same write as its head.
 _JOIN_BODY_BELOW = 16 * 1024
 
@@ -180,8 +184,11 @@ class WebSocketHandler(pywsgi.WSGIHandler):
         if self.requestline is not None:
             # A keep-alive connection whose client answers at once finds its next request
             # read before any other greenlet runs: without this yield, a saturated server
-            # serves the fastest connections only and the others wait for seconds.
-            gevent.sleep(0)
+            # serves the fastest connections only and the others wait for seconds. Not
+            # sleep(0): it yields to greenlets already runnable but not to the loop, so
+            # connections whose requests came meanwhile would still wait (up to gevent's
+            # switch interval); any positive time waits for the loop's next turn.
+            gevent.sleep(_NEXT_TURN)
         if server.stopping:
             return ''   # no further request on this connection: it ends here
         # One deadline for the whole head: a socket timeout would limit each read only,

@@ -1,8 +1,11 @@
 """Plain HTTP through WebSocketServer: request heads read into the environ, bad heads
 answered 400, and keep-alive connections served in turn."""
 import io
+import itertools
 import json
 import socket
+import threading
+from contextlib import contextmanager
 
 import pytest
 
@@ -11,14 +14,20 @@ from extensions.requesthead import MAX_HEADERS, MAX_LINE, RequestHeaders
 from .conftest import ThreadedServer
 
 
+#: Numbers the responses in the order the server made them.
+served = itertools.count()
+
+
 def environ_echo(environ, start_response):
-    """Answers the HTTP_* fields and the CGI header variables as JSON."""
+    """Answers the HTTP_* fields and the CGI header variables as JSON; X-Served says
+    how many responses the server made before this one."""
     shown = {key: value for key, value in environ.items()
              if key.startswith('HTTP_') or key in ('CONTENT_TYPE', 'CONTENT_LENGTH')}
     body = json.dumps(shown).encode()
     environ['wsgi.input'].read()
     start_response('200 OK', [('Content-Type', 'application/json'),
-                              ('Content-Length', str(len(body)))])
+                              ('Content-Length', str(len(body))),
+                              ('X-Served', str(next(served)))])
     return [body]
 
 
@@ -33,8 +42,7 @@ def exchange(server, head, body=b''):
     """Send a raw request; returns (status, JSON body or the raw body)."""
     with socket.create_connection(('127.0.0.1', server.port), timeout=10) as sock:
         sock.sendall(head + body)
-        response = read_response(sock.makefile('rb'))
-    status, content = response
+        status, _, content = read_response(sock.makefile('rb'))
     try:
         return status, json.loads(content)
     except ValueError:
@@ -42,14 +50,14 @@ def exchange(server, head, body=b''):
 
 
 def read_response(stream):
-    """One response with a Content-Length from ``stream``: (status, body)."""
+    """One response with a Content-Length from ``stream``: (status, headers, body),
+    the header names lower-cased."""
     status = int(stream.readline().split()[1])
-    length = 0
+    headers = {}
     for line in iter(stream.readline, b'\r\n'):
         name, _, value = line.decode('latin-1').partition(':')
-        if name.lower() == 'content-length':
-            length = int(value)
-    return status, stream.read(length)
+        headers[name.lower()] = value.strip()
+    return status, headers, stream.read(int(headers.get('content-length', 0)))
 
 
 def test_fields_reach_the_environ_as_cgi_variables(server):
@@ -112,23 +120,41 @@ def test_a_head_cut_short_ends_without_error():
     assert (headers.status, headers.items()) == ('', [('Host', 'h')])
 
 
+@contextmanager
+def loop_held(threaded):
+    """Hold the server thread's event loop while the body runs: what the body sends is
+    all there when the server next looks."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        holding.set()
+        release.wait(10)
+
+    threaded.hub.loop.run_callback_threadsafe(hold)
+    assert holding.wait(10), 'the server loop did not run the callback'
+    try:
+        yield
+    finally:
+        release.set()
+
+
 def test_keep_alive_connections_are_served_in_turn(server):
     """A client whose next requests are already in the server's buffer must not keep
-    the others waiting: 200 pipelined requests on one connection, then one on another;
-    the other is answered long before the 200 are."""
+    the others waiting: 200 pipelined requests on one connection and one on another
+    arrive together; the other is answered long before the 200 are."""
     pipelined = 200
     request = b'GET / HTTP/1.1\r\nHost: a\r\n\r\n'
     with socket.create_connection(('127.0.0.1', server.port), timeout=10) as busy, \
             socket.create_connection(('127.0.0.1', server.port), timeout=10) as other:
-        busy.sendall(request * pipelined)
-        other.sendall(b'GET / HTTP/1.1\r\nHost: other\r\n\r\n')
-        assert read_response(other.makefile('rb'))[0] == 200
-        # Every response the busy connection got before that is in its buffer now.
-        busy.setblocking(False)
-        answered = 0
-        try:
-            while chunk := busy.recv(1 << 20):
-                answered += chunk.count(b'HTTP/1.1 200')
-        except BlockingIOError:
-            pass
-        assert answered < pipelined // 4
+        busy_stream, other_stream = busy.makefile('rb'), other.makefile('rb')
+        for sock, stream in ((busy, busy_stream), (other, other_stream)):
+            sock.sendall(request)   # a first request: both handlers wait for the next
+            assert read_response(stream)[0] == 200
+        with loop_held(server):
+            # libev runs the watchers of one poll last-ready first: busy's, sent last.
+            other.sendall(request)
+            busy.sendall(request * pipelined)
+        other_turn = int(read_response(other_stream)[1]['x-served'])
+        busy_turns = [int(read_response(busy_stream)[1]['x-served']) for _ in range(pipelined)]
+    served_before = sum(turn < other_turn for turn in busy_turns)
+    assert served_before < pipelined // 4, served_before
