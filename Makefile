@@ -1,9 +1,10 @@
 # The two set-up commands of the README: `make run` and `make test`.
 # Each creates the virtualenv and installs the project into it when needed.
 # `make test` also installs the Debian packages the tests use when they are missing
-# (redis-server, Chromium and its driver, nginx, PostgreSQL), then runs pytest and the
-# Autobahn suite. `make bench` runs the benchmarks (bench/README.md), with wrk from
-# Debian; `make bench BENCH_ARGS='--scenarios S1,S3 --runs 1'` passes options.
+# (redis-server, Chromium and its driver, nginx, PostgreSQL, Node.js and npm) and Node's
+# ws (tests/node/, from the npm registry), then runs pytest and the Autobahn suite.
+# `make bench` runs the benchmarks (bench/README.md), with wrk from Debian;
+# `make bench BENCH_ARGS='--scenarios S1,S3 --runs 1'` passes options.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 ADDRPORT ?= 127.0.0.1:8000
@@ -11,7 +12,9 @@ BIN := $(VENV)/bin
 
 # command:package pairs of what the tests run, and where Debian has them.
 SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chromium-driver \
-    nginx:nginx pg_ctl:postgresql
+    nginx:nginx pg_ctl:postgresql node:nodejs npm:npm
+# Node's ws, a permessage-deflate client of the interop tests (tests/test_interop.py).
+NODE_MODULES := tests/node/node_modules
 # The same for the benchmarks: wrk, the HTTP load generator.
 BENCH_PACKAGES := wrk:wrk
 # Where Debian puts commands that are not on every user's PATH: nginx in /usr/sbin,
@@ -19,13 +22,13 @@ BENCH_PACKAGES := wrk:wrk
 SYSTEM_BIN := /usr/sbin /usr/lib/postgresql/*/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test autobahn bench install system-packages bench-packages
+.PHONY: run test autobahn bench install system-packages bench-packages node-modules
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py superserver $(ADDRPORT)
 
-test: $(VENV)/.installed system-packages
+test: $(VENV)/.installed system-packages node-modules
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python autobahn/run.py
 
@@ -61,3 +64,9 @@ system-packages:
 
 bench-packages:
 	$(call install-missing,$(BENCH_PACKAGES),the benchmarks)
+
+node-modules: system-packages $(NODE_MODULES)/.installed
+
+$(NODE_MODULES)/.installed: tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@

@@ -1,15 +1,13 @@
 """Judge an Autobahn|Testsuite fuzzing-client report.
 
     python autobahn/check.py [autobahn/reports/index.json] [--agent superserver]
-                             [--gate-compression]
 
 Prints one table (behaviour and close behaviour counts per chapter), then every case
 that is not OK with the suite's own reason, then a verdict line. Exits 1 when a case of
-chapters 1 to 10 is anything but OK or INFORMATIONAL (the suite alone decides what is
-informational), or when any case's close behaviour is anything but OK, INFORMATIONAL
-or UNIMPLEMENTED. Chapters 12 and 13 (permessage-deflate) are reported; they are gated
-only with --gate-compression, once superserver negotiates compression.
-Exits 2 when there is no report to judge.
+chapters 1 to 10, 12 or 13 (permessage-deflate) is anything but OK or INFORMATIONAL
+(the suite alone decides what is informational), or when any case's close behaviour
+is anything but OK, INFORMATIONAL or UNIMPLEMENTED. Exits 2 when there is no report
+to judge, or it has no gated case.
 """
 import argparse
 import json
@@ -20,24 +18,22 @@ from pathlib import Path
 BEHAVIOURS = ('OK', 'NON-STRICT', 'INFORMATIONAL', 'UNIMPLEMENTED', 'FAILED')
 ACCEPTED = {'OK', 'INFORMATIONAL'}
 ACCEPTED_CLOSE = {'OK', 'INFORMATIONAL', 'UNIMPLEMENTED'}
-GATED_CHAPTERS = set(range(1, 11))
-COMPRESSION_CHAPTERS = {12, 13}
+GATED_CHAPTERS = set(range(1, 11)) | {12, 13}
 
 
 def case_key(case_id):
     return tuple(int(part) for part in case_id.split('.'))
 
 
-def gated(case_id, gate_compression):
-    chapter = case_key(case_id)[0]
-    return chapter in GATED_CHAPTERS or (gate_compression and chapter in COMPRESSION_CHAPTERS)
+def gated(case_id):
+    return case_key(case_id)[0] in GATED_CHAPTERS
 
 
-def verdicts(cases, gate_compression=False):
+def verdicts(cases):
     """(passed, failed) case ids: a case fails on its behaviour (when gated) or its close."""
     passed, failed = [], []
     for case_id, case in sorted(cases.items(), key=lambda item: case_key(item[0])):
-        bad_behaviour = gated(case_id, gate_compression) and case['behavior'] not in ACCEPTED
+        bad_behaviour = gated(case_id) and case['behavior'] not in ACCEPTED
         bad_close = case['behaviorClose'] not in ACCEPTED_CLOSE
         (failed if bad_behaviour or bad_close else passed).append(case_id)
     return passed, failed
@@ -71,31 +67,24 @@ def main(argv=None):
     parser.add_argument('index', nargs='?', type=Path,
                         default=Path(__file__).resolve().parent / 'reports' / 'index.json')
     parser.add_argument('--agent', default='superserver')
-    parser.add_argument('--gate-compression', action='store_true',
-                        help='gate chapters 12 and 13 too (once compression exists)')
     args = parser.parse_args(argv)
     try:
         cases = json.loads(args.index.read_text())[args.agent]
     except (OSError, ValueError, KeyError) as error:
         print('autobahn: no report for agent %r in %s (%s)' % (args.agent, args.index, error))
         return 2
-    if not any(gated(case_id, args.gate_compression) for case_id in cases):
-        print('autobahn: the report has no case of chapters 1 to 10')
+    if not any(gated(case_id) for case_id in cases):
+        print('autobahn: the report has no case of chapters %s'
+              % ', '.join(map(str, sorted(GATED_CHAPTERS))))
         return 2
 
     print('\n'.join(table(cases)))
     not_ok = [case_id for case_id in sorted(cases, key=case_key)
               if cases[case_id]['behavior'] != 'OK' or cases[case_id]['behaviorClose'] != 'OK']
-    passed, failed = verdicts(cases, args.gate_compression)
-    compression = [c for c in not_ok if case_key(c)[0] in COMPRESSION_CHAPTERS
-                   and cases[c]['behavior'] == 'UNIMPLEMENTED' and c not in failed]
-    listed = [c for c in not_ok if c not in compression]
-    if compression:
-        print('\n%d compression cases (12.*, 13.*) UNIMPLEMENTED: no permessage-deflate yet.'
-              % len(compression))
-    if listed:
+    passed, failed = verdicts(cases)
+    if not_ok:
         print('\nCases that are not OK:')
-        for case_id in listed:
+        for case_id in not_ok:
             case = cases[case_id]
             description, result, result_close = reasons(args.index.parent, case)
             print('  %-8s %-13s close %-13s %s%s' % (

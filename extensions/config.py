@@ -24,6 +24,37 @@ class WebSocketConfig:
     close_timeout: float = 5.0
     #: Seconds a client has to send a request line and headers. None: no limit.
     handshake_timeout: float | None = 10.0
+    #: Accept permessage-deflate (RFC 7692) when the client offers it. A view may still
+    #: refuse it for its socket: ``ws.accept(compress=False)``.
+    compression: bool = True
+    #: Keep each side's compression window from one message to the next. False asks
+    #: both sides to compress each message alone: worse ratios, no zlib memory held
+    #: between messages, and a broadcast compressed once for all its sockets.
+    compression_context_takeover: bool = True
+    #: The largest LZ77 window, 2**bits bytes, our compressor uses and (when the client
+    #: lets us cap it) the client's; 9 to 15. Larger: better ratios, more memory.
+    compression_max_window_bits: int = 12
+    #: zlib's memLevel for our compressor, 1 to 9: its hash table and buffers take
+    #: 2**(memory_level + 9) bytes.
+    compression_memory_level: int = 5
+    #: zlib's level, 0 (store) to 9: 1 is several times faster than the usual 6 and
+    #: compresses websocket messages nearly as well.
+    compression_level: int = 1
+    #: Messages shorter than this many bytes are sent uncompressed.
+    compression_min_size: int = 128
+    #: A message that deflate shrinks by less than this fraction (images, PDFs) costs
+    #: more CPU than it saves: the next ones go uncompressed for a while (1, 2, 4...
+    #: up to 64 messages), then compression is tried again. 0: compress every message.
+    compression_min_saving: float = 0.2
+
+    def __post_init__(self):
+        for name, low, high in (('compression_max_window_bits', 9, 15),
+                                ('compression_memory_level', 1, 9),
+                                ('compression_level', 0, 9)):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and low <= value <= high):
+                raise ValueError('%s must be an integer from %d to %d, not %r'
+                                 % (name, low, high, value))
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The opening handshake (RFC 6455 section 4.2), as pure functions of the WSGI environ.
 
 ``read_handshake`` validates an upgrade request and returns what the view may choose
-from (the offered subprotocols); a bad request raises ``HandshakeError`` carrying the
-status to answer with. ``response_headers`` builds the 101 answer once the view accepts.
+from (the offered subprotocols and extensions); a bad request raises ``HandshakeError``
+carrying the status to answer with. ``response_headers`` builds the 101 answer once the
+view accepts. Extension offers are judged by ``compression.negotiate``: a bad one is
+declined, never a reason to refuse the handshake.
 
 Why not ws4py's ``WebSocketWSGIApplication``: it answers 101 at once (no deferred
 handshake), crashes with AttributeError, so a 500, on a request without a key, and
@@ -29,6 +31,7 @@ class Handshake:
     key: str
     subprotocols: tuple   # offered by the client, in its order of preference
     origin: str | None    # None for non-browser clients, which send no Origin
+    extensions: str = ''  # the Sec-WebSocket-Extensions offers, as the client sent them
 
 
 def _tokens(value):
@@ -67,6 +70,7 @@ def read_handshake(environ):
         key=key,
         subprotocols=tuple(_tokens(environ.get('HTTP_SEC_WEBSOCKET_PROTOCOL', ''))),
         origin=environ.get('HTTP_ORIGIN'),
+        extensions=environ.get('HTTP_SEC_WEBSOCKET_EXTENSIONS', ''),
     )
 
 
@@ -75,8 +79,9 @@ def accept_key(key):
     return base64.b64encode(hashlib.sha1(key.encode('ascii') + WS_KEY).digest()).decode('ascii')
 
 
-def response_headers(handshake, subprotocol=None):
-    """The headers of the 101 response accepting ``handshake``."""
+def response_headers(handshake, subprotocol=None, extensions=None):
+    """The headers of the 101 response accepting ``handshake``, with the negotiated
+    ``extensions`` (a Sec-WebSocket-Extensions value) if any."""
     headers = [
         ('Upgrade', 'websocket'),
         ('Connection', 'Upgrade'),
@@ -87,6 +92,8 @@ def response_headers(handshake, subprotocol=None):
             raise ValueError('subprotocol %r was not offered by the client (offered: %s)'
                              % (subprotocol, ', '.join(handshake.subprotocols) or 'none'))
         headers.append(('Sec-WebSocket-Protocol', subprotocol))
+    if extensions:
+        headers.append(('Sec-WebSocket-Extensions', extensions))
     return headers
 
 

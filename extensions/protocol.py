@@ -14,6 +14,11 @@ Why not ws4py's ``Stream``: it validates UTF-8 only once a whole frame has arriv
 large (no 1009), unmasks one byte at a time in Python and grows its buffers by
 concatenation. This parser streams payloads through as they arrive instead, checking
 sizes from the frame header and text as it goes. The opcodes are ws4py's.
+
+With permessage-deflate negotiated (a ``compression.PerMessageDeflate`` codec), RSV1
+marks the first frame of a compressed message (RFC 7692 section 6); compressed
+payloads are inflated as they arrive, and the message size limit applies to what they
+inflate to. Without it, any reserved bit fails the connection.
 """
 import codecs
 import enum
@@ -36,8 +41,8 @@ except ImportError:  # pragma: no cover - websockets built without its C extensi
 
 from .exceptions import ConnectionClosed, InvalidPayload, MessageTooBig, ProtocolError
 
-__all__ = ['ServerConnection', 'State', 'Ping', 'Pong', 'Closed', 'close_code_is_valid',
-           'encode_frame', 'message_frame']
+__all__ = ['ServerConnection', 'State', 'Ping', 'Pong', 'Closed', 'SharedMessage',
+           'close_code_is_valid', 'encode_frame', 'message_payload']
 
 # A payload this small is joined to its header: one write instead of two.
 _JOIN_BELOW = 16 * 1024
@@ -92,12 +97,14 @@ class ServerConnection:
     and by the ``send_*`` methods.
     """
 
-    __slots__ = ('max_message_size', 'state', '_due_code', '_outgoing', '_buffer', '_frame',
-                 '_remaining', '_unmasked', '_control', '_message_opcode', '_message_size',
-                 '_parts', '_decoder')
+    __slots__ = ('max_message_size', 'codec', 'state', '_due_code', '_outgoing', '_buffer',
+                 '_frame', '_remaining', '_unmasked', '_control', '_message_opcode',
+                 '_message_size', '_compressed', '_parts', '_decoder')
 
-    def __init__(self, max_message_size=1 << 20):
+    def __init__(self, max_message_size=1 << 20, codec=None):
         self.max_message_size = max_message_size
+        #: The ``PerMessageDeflate`` of a connection that negotiated it, else None.
+        self.codec = codec
         self.state = State.OPEN
         self._due_code = None       # the close code to answer with in CLOSE_DUE
         self._outgoing = []
@@ -107,7 +114,8 @@ class ServerConnection:
         self._unmasked = 0          # payload bytes of that frame unmasked so far
         self._control = bytearray()  # payload of a control frame being read
         self._message_opcode = None  # OPCODE_TEXT/BINARY while a message is open
-        self._message_size = 0
+        self._message_size = 0     # of the open message: inflated size if compressed
+        self._compressed = False   # the open message is compressed
         self._parts = []
         self._decoder = None
 
@@ -148,17 +156,16 @@ class ServerConnection:
             self._buffer = bytearray(rest)
         return events
 
-    @staticmethod
-    def _read_header(buf, offset):
-        """``(fin, opcode, length, mask, payload offset)`` of the frame header at
-        ``offset``, or None until it is complete (RFC 6455 section 5.2)."""
+    def _read_header(self, buf, offset):
+        """``(fin, opcode, length, mask, payload offset, compressed)`` of the frame header
+        at ``offset``, or None until it is complete (RFC 6455 section 5.2)."""
         available = len(buf) - offset
         if available < 2:
             return None
         first, second = buf[offset], buf[offset + 1]
         fin, opcode, length = first & 0x80, first & 0x0F, second & 0x7F
         if first & 0x70:
-            raise ProtocolError('reserved bits set but no extension negotiated')
+            self._check_reserved_bits(first, opcode)
         if opcode > OPCODE_PONG or OPCODE_BINARY < opcode < OPCODE_CLOSE:
             raise ProtocolError('reserved opcode %#x' % opcode)
         if opcode >= OPCODE_CLOSE:
@@ -178,12 +185,22 @@ class ServerConnection:
             (length,) = _UINT64.unpack_from(buf, offset + 2)
             if length >> 63:
                 raise ProtocolError('payload length with the most significant bit set')
-        return fin, opcode, length, bytes(buf[start:start + 4]), start + 4
+        return fin, opcode, length, bytes(buf[start:start + 4]), start + 4, first & 0x40
+
+    def _check_reserved_bits(self, first, opcode):
+        """RSV1 may only mark the first frame of a compressed data message, once
+        permessage-deflate was negotiated (RFC 7692 section 6); RSV2 and RSV3 never."""
+        if first & 0x30 or self.codec is None:
+            raise ProtocolError('reserved bits set but no extension negotiated')
+        if opcode == OPCODE_CONTINUATION:
+            raise ProtocolError('RSV1 set on a continuation frame')
+        if opcode >= OPCODE_CLOSE:
+            raise ProtocolError('RSV1 set on a control frame')
 
     def _start_frame(self, header, view, offset, events):
         """Begin the frame of ``header``; a whole unfragmented message already in
         ``view`` is delivered at once. Returns the offset of what is left to read."""
-        fin, opcode, length, mask, start = header
+        fin, opcode, length, mask, start, compressed = header
         if opcode == OPCODE_CONTINUATION:
             if self._message_opcode is None:
                 raise ProtocolError('continuation frame outside a fragmented message')
@@ -191,15 +208,17 @@ class ServerConnection:
             if self._message_opcode is not None:
                 raise ProtocolError('new message started before the previous one ended')
             if fin and start + length <= len(view):
-                self._check_size(length)
-                events.append(self._whole_message(opcode, view[start:start + length], mask))
+                events.append(self._whole_message(opcode, view[start:start + length], mask,
+                                                  compressed))
                 return start + length
             self._message_opcode = opcode
             self._message_size = 0
+            self._compressed = compressed
             if opcode == OPCODE_TEXT:
                 self._decoder = codecs.getincrementaldecoder('utf-8')()
-        if opcode < OPCODE_CLOSE:
+        if opcode < OPCODE_CLOSE and not self._compressed:
             # Checked from the header alone: a payload too large is never buffered.
+            # A compressed one is checked as it inflates, never buffered either.
             self._check_size(self._message_size + length)
             self._message_size += length
         self._frame = (fin, opcode, mask)
@@ -213,9 +232,13 @@ class ServerConnection:
             raise MessageTooBig('message of at least %d bytes exceeds the limit of %d'
                                 % (size, limit))
 
-    @staticmethod
-    def _whole_message(opcode, payload, mask):
-        payload = apply_mask(payload, mask)
+    def _whole_message(self, opcode, payload, mask, compressed):
+        if compressed:
+            self._message_size = 0
+            payload = self._inflate(apply_mask(payload, mask), end=True)
+        else:
+            self._check_size(len(payload))
+            payload = apply_mask(payload, mask)
         if opcode == OPCODE_BINARY:
             return payload
         try:
@@ -233,10 +256,23 @@ class ServerConnection:
         chunk = apply_mask(chunk, mask[shift:] + mask[:shift] if shift else mask)
         if opcode >= OPCODE_CLOSE:
             self._control += chunk
-        elif self._message_opcode == OPCODE_TEXT:
-            self._parts.append(self._decode(chunk))
         else:
-            self._parts.append(chunk)
+            self._message_data(self._inflate(chunk) if self._compressed else chunk)
+
+    def _message_data(self, data):
+        if self._message_opcode == OPCODE_TEXT:
+            self._parts.append(self._decode(data))
+        else:
+            self._parts.append(data)
+
+    def _inflate(self, data, end=False):
+        """Inflate a piece of the open message, one byte past its size limit at most."""
+        limit = self.max_message_size
+        data = self.codec.decompress(
+            data, 0 if limit is None else limit - self._message_size + 1, end)
+        self._message_size += len(data)
+        self._check_size(self._message_size)
+        return data
 
     def _decode(self, chunk, final=False):
         """Decode UTF-8, failing at the first byte that cannot start valid text."""
@@ -259,6 +295,9 @@ class ServerConnection:
             payload, self._control = bytes(self._control), bytearray()
             self._control_frame(opcode, payload, events)
         elif fin:
+            if self._compressed:
+                self._message_data(self._inflate(b'', end=True))
+                self._compressed = False
             parts, self._parts = self._parts, []
             if self._message_opcode == OPCODE_TEXT:
                 parts.append(self._decode(b'', final=True))
@@ -312,23 +351,28 @@ class ServerConnection:
     # -- outgoing -------------------------------------------------------------------
 
     def send_text(self, text):
-        self._send_data(OPCODE_TEXT, text.encode('utf-8'))
+        self.send_data(OPCODE_TEXT, text.encode('utf-8'))
 
     def send_binary(self, data):
-        self._send_data(OPCODE_BINARY, data)
+        self.send_data(OPCODE_BINARY, data)
+
+    def send_data(self, opcode, payload):
+        """Queue a text or binary message, compressed if the codec finds it long enough."""
+        self._check_sendable()
+        codec = self.codec
+        if codec is not None and codec.compresses(len(payload)):
+            self._outgoing += encode_frame(opcode, codec.compress(payload), compressed=True)
+        else:
+            self._outgoing += encode_frame(opcode, payload)
 
     def send_ping(self, data=b''):
-        self._send_data(OPCODE_PING, data)
-
-    def send_frame(self, frame):
-        """Queue a frame made by ``message_frame``, which may be shared with other
-        connections (server frames are not masked)."""
         self._check_sendable()
-        self._outgoing += frame
+        self._queue_frame(OPCODE_PING, data)   # never compressed (RFC 7692 section 6.1)
 
-    def _send_data(self, opcode, payload):
+    def send_shared(self, message):
+        """Queue a ``SharedMessage`` in the frame it shares with other connections."""
         self._check_sendable()
-        self._queue_frame(opcode, payload)
+        self._outgoing += message.frame_for(self.codec)
 
     def _check_sendable(self):
         if self.state not in (State.OPEN, State.CLOSE_DUE):
@@ -363,26 +407,62 @@ class ServerConnection:
         return outgoing
 
 
-def encode_frame(opcode, payload):
-    """A server frame (unmasked, final) as buffers to send in order: one, or for a large
-    payload the header and the payload itself, uncopied."""
+def encode_frame(opcode, payload, compressed=False):
+    """A server frame (unmasked, final, RSV1 if ``compressed``) as buffers to send in
+    order: one, or for a large payload the header and the payload itself, uncopied."""
+    first = (0xC0 if compressed else 0x80) | opcode
     length = len(payload)
     if length < 126:
-        header = _SHORT_HEADER.pack(0x80 | opcode, length)
+        header = _SHORT_HEADER.pack(first, length)
     elif length < 1 << 16:
-        header = _MEDIUM_HEADER.pack(0x80 | opcode, 126, length)
+        header = _MEDIUM_HEADER.pack(first, 126, length)
     else:
-        header = _LONG_HEADER.pack(0x80 | opcode, 127, length)
+        header = _LONG_HEADER.pack(first, 127, length)
     if length < _JOIN_BELOW:
         return [header + payload]
     return [header, payload]
 
 
-def message_frame(message):
-    """The frame of a text (``str``) or binary (bytes-like) message, to send as is to
-    any number of connections: a broadcast encodes it once."""
+def message_payload(message):
+    """``(opcode, payload)`` of a text (``str``) or binary (bytes-like) message."""
     if isinstance(message, str):
-        return encode_frame(OPCODE_TEXT, message.encode('utf-8'))
+        return OPCODE_TEXT, message.encode('utf-8')
     if isinstance(message, (bytes, bytearray, memoryview)):
-        return encode_frame(OPCODE_BINARY, message)
+        return OPCODE_BINARY, message
     raise TypeError('websocket messages are str or bytes, not %s' % type(message).__name__)
+
+
+class SharedMessage:
+    """A message for many connections (a broadcast), encoded on first use, each form of
+    its frame made once and shared by every connection that sends it in that form.
+
+    Connections that send it uncompressed share one frame; those that compress without
+    context takeover share one per codec ``key`` (the same settings give the same
+    bytes). A connection that keeps its compression context compresses it itself: its
+    compressor's state is its own, so its bytes are too.
+    """
+
+    __slots__ = ('message', '_payload', '_frames')
+
+    def __init__(self, message):
+        self.message = message
+        self._payload = None
+        self._frames = {}   # codec key (None: uncompressed) -> frame
+
+    def frame_for(self, codec):
+        """The frame for a connection compressing with ``codec`` (None: it does not)."""
+        if self._payload is None:
+            self._payload = message_payload(self.message)   # TypeError for anything else
+        opcode, payload = self._payload
+        if codec is None or not codec.compresses(len(payload)):
+            key = None
+        elif codec.key is None:
+            return encode_frame(opcode, codec.compress(payload), compressed=True)
+        else:
+            key = codec.key
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = (
+                encode_frame(opcode, payload) if key is None
+                else encode_frame(opcode, codec.compress(payload), compressed=True))
+        return frame

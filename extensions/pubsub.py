@@ -28,7 +28,7 @@ from gevent.event import Event
 from gevent.queue import Empty, Full, Queue
 
 from .exceptions import ConnectionClosed, WebSocketError
-from .protocol import message_frame
+from .protocol import SharedMessage
 
 __all__ = ['publish', 'subscribe', 'forward', 'get_broker', 'group_channel', 'user_channel',
            'session_channel', 'PublishError', 'SubscriberTooSlow', 'MemoryBroker', 'RedisBroker']
@@ -87,9 +87,10 @@ class Subscription:
         self._too_slow = False
         self.closed = False
 
-    def deliver(self, channel, message, frame):
-        """Called by the broker for each message; never blocks it. ``frame`` gives the
-        message's websocket frame, encoded once for every subscriber that wants it."""
+    def deliver(self, channel, message, shared):
+        """Called by the broker for each message; never blocks it. ``shared`` is the
+        message's ``protocol.SharedMessage``: its frames are made once for every
+        subscriber that can share them."""
         try:
             self._queue.put_nowait((channel, message))
         except Full:
@@ -138,33 +139,19 @@ class Subscription:
 
 class Forwarding(Subscription):
     """A subscription whose messages go straight to a websocket as they are published:
-    no queue, no greenlet, the frame encoded once for all. A socket closed meanwhile
-    ends it; one too far behind is closed by ``send_frame_nowait`` (1013)."""
+    no queue, no greenlet, each frame made once for all the sockets that can share it
+    (uncompressed, or compressed alike without context takeover). A socket closed
+    meanwhile ends it; one too far behind is closed by ``send_shared_nowait`` (1013)."""
 
     def __init__(self, broker, channels, max_pending, websocket):
         super().__init__(broker, channels, max_pending)
         self.websocket = websocket
 
-    def deliver(self, channel, message, frame):
+    def deliver(self, channel, message, shared):
         try:
-            self.websocket.send_frame_nowait(frame.get())
+            self.websocket.send_shared_nowait(shared)
         except ConnectionClosed:
             self.close()
-
-
-class _Frame:
-    """A published message's websocket frame, made on first use and then shared."""
-
-    __slots__ = ('message', '_frame')
-
-    def __init__(self, message):
-        self.message = message
-        self._frame = None
-
-    def get(self):
-        if self._frame is None:
-            self._frame = message_frame(self.message)
-        return self._frame
 
 
 class Broker:
@@ -203,9 +190,9 @@ class Broker:
         """Hook: the set of channels with local subscribers may have changed."""
 
     def _dispatch(self, channel, message):
-        frame = _Frame(message)
+        shared = SharedMessage(message)
         for subscription in list(self._local.get(channel, ())):
-            subscription.deliver(channel, message, frame)
+            subscription.deliver(channel, message, shared)
 
     def publish(self, channel, message):
         raise NotImplementedError

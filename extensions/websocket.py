@@ -11,7 +11,8 @@ A blocking, greenlet-friendly front-end over ``protocol.ServerConnection``:
   violation) is answered once the view has handled the messages before it;
 - frames are written whole and in order by whichever greenlet sends; ``send`` returns
   once the kernel has the frame, so a slow client slows its sender, not the server;
-- keepalive pings, on a timer, drop peers that stopped answering.
+- keepalive pings, on a timer, drop peers that stopped answering;
+- permessage-deflate is negotiated when the view accepts, unless it declines it.
 
 It knows nothing of Django: ``adaptation.WebSocketMiddleware`` creates it.
 """
@@ -22,8 +23,9 @@ import time
 from gevent import get_hub
 
 from .exceptions import ConnectionClosed
+from .compression import PerMessageDeflate, negotiate
 from .handshake import response_headers
-from .protocol import Closed, Pong, ServerConnection, State, message_frame
+from .protocol import Closed, Pong, ServerConnection, State, message_payload
 from .transport import Waiters, transport_for
 
 __all__ = ['WebSocket']
@@ -39,7 +41,8 @@ class WebSocket:
 
     # Thousands are idle at once: slots keep each small (a view may still add
     # attributes of its own, in a __dict__ made when it does).
-    __slots__ = ('environ', 'handshake', 'config', 'subprotocol', 'accepted', 'declined',
+    __slots__ = ('environ', 'handshake', 'config', 'subprotocol', 'compression', 'accepted',
+                 'declined',
                  'close_code', 'close_reason', 'sent_close_code', 'messages_in',
                  'messages_out', 'before_waiting', 'accepted_at', '_start_response',
                  '_handler', '_transport', '_protocol', '_incoming', '_waiters', '_paused',
@@ -52,6 +55,8 @@ class WebSocket:
         self.config = config
         #: The subprotocol chosen by ``accept``, if any.
         self.subprotocol = None
+        #: The ``compression.Deflate`` agreed when accepting, or None: uncompressed.
+        self.compression = None
         self.accepted = False
         #: True once the view closed the socket before accepting it (answered 403).
         self.declined = False
@@ -107,8 +112,13 @@ class WebSocket:
 
     # -- the view's API ----------------------------------------------------------------
 
-    def accept(self, subprotocol=None):
-        """Answer the handshake with 101, choosing ``subprotocol`` among those offered."""
+    def accept(self, subprotocol=None, compress=True):
+        """Answer the handshake with 101, choosing ``subprotocol`` among those offered.
+
+        permessage-deflate is accepted if the client offered it and the settings allow
+        it; ``compress=False`` declines it for this socket (messages already compressed,
+        such as images, gain nothing from it). ``compression`` says what was agreed.
+        """
         if self.accepted:
             if subprotocol is not None and subprotocol != self.subprotocol:
                 raise ValueError('websocket already accepted with subprotocol %r'
@@ -116,9 +126,13 @@ class WebSocket:
             return
         if self.declined:
             raise ConnectionClosed(1000, 'declined before the handshake')
-        write = self._start_response('101 Switching Protocols',
-                                     response_headers(self.handshake, subprotocol))
+        agreed = negotiate(self.handshake.extensions, self.config) if compress else None
+        write = self._start_response('101 Switching Protocols', response_headers(
+            self.handshake, subprotocol, agreed and agreed[0]))
         write(b'')  # flush the 101 now, before any frame
+        if agreed:
+            self.compression = agreed[1]
+            self._protocol.codec = PerMessageDeflate.from_config(agreed[1], self.config)
         self.accepted = True
         self.accepted_at = time.monotonic()
         self.subprotocol = subprotocol
@@ -170,8 +184,8 @@ class WebSocket:
         Returns once the kernel took the frame. Raises ``ConnectionClosed`` once the
         connection is closing or closed.
         """
-        frame = message_frame(message)   # TypeError for anything else
-        self._transmit(self._protocol.send_frame, frame)
+        opcode, payload = message_payload(message)   # TypeError for anything else
+        self._transmit(self._protocol.send_data, opcode, payload)
         self.messages_out += 1
 
     def ping(self, data=b''):
@@ -202,12 +216,13 @@ class WebSocket:
 
     # -- for broadcasts ---------------------------------------------------------------------
 
-    def send_frame_nowait(self, frame):
-        """Queue a frame made once by ``protocol.message_frame`` for many sockets, without
-        waiting for this one. A client more than MAX_BROADCAST_BACKLOG bytes behind is
-        closed with 1013 (try again later). Raises ``ConnectionClosed``."""
+    def send_shared_nowait(self, message):
+        """Queue a ``protocol.SharedMessage`` (one message for many sockets, its frames
+        shared where they can be) without waiting for this one. A client more than
+        MAX_BROADCAST_BACKLOG bytes behind is closed with 1013 (try again later).
+        Raises ``ConnectionClosed``."""
         self._check_open()
-        self._protocol.send_frame(frame)
+        self._protocol.send_shared(message)
         try:
             self._flush()
         except OSError:
@@ -335,12 +350,12 @@ class WebSocket:
             self.sent_close_code = code
         self._protocol.send_close(code, reason)
 
-    def _transmit(self, queue, payload):
-        """Queue a frame with ``queue(payload)``, send it and wait until the kernel took
+    def _transmit(self, queue, *args):
+        """Queue a frame with ``queue(*args)``, send it and wait until the kernel took
         it, or raise ConnectionClosed."""
         self.accept()
         self._check_open()
-        queue(payload)
+        queue(*args)
         transport = self._transport
         try:
             self._flush()

@@ -34,7 +34,9 @@ function connectSocket(path, onmessage) {
       connection.delay = 250;
       show('open', 'open');
       button.disabled = false;
-      note('event', 'connected to ' + url);
+      // What the browser and the server agreed to, permessage-deflate usually.
+      note('event', 'connected to ' + url
+           + (socket.extensions ? ' with ' + socket.extensions : ''));
     };
     socket.onmessage = (event) => onmessage(event.data);
     socket.onclose = (event) => {
