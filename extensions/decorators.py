@@ -3,13 +3,19 @@ import functools
 
 from django.http import HttpResponse
 
-__all__ = ['require_websocket']
+__all__ = ['require_websocket', 'choose_subprotocol']
 
 _DEFAULT = object()
 
 
-def require_websocket(view=None, *, max_message_size=_DEFAULT):
-    """Serve websocket requests only, optionally with this view's own message limit.
+def choose_subprotocol(offered, supported):
+    """The client's most preferred subprotocol among ``supported``, or None."""
+    return next((name for name in offered if name in supported), None)
+
+
+def require_websocket(view=None, *, max_message_size=_DEFAULT, subprotocols=None):
+    """Serve websocket requests only, optionally with this view's own message limit and
+    the subprotocols it speaks.
 
     A plain request gets 426 Upgrade Required. The view may return nothing: once the
     websocket is accepted its response is never sent. Use bare or with arguments::
@@ -19,7 +25,19 @@ def require_websocket(view=None, *, max_message_size=_DEFAULT):
 
         @require_websocket(max_message_size=16 * 2**20)
         def upload(request): ...
+
+        @require_websocket(subprotocols=['chat.v2', 'chat.v1'])
+        def chat(request): ...   # websocket.subprotocol: the one agreed, or None
+
+    With ``subprotocols``, the websocket is accepted before the view runs, with the
+    first of the client's offers (in the client's order of preference) that the view
+    supports. A client that offers none of them gets 400 Bad Request, naming both
+    lists; a client that offers no subprotocol at all is accepted without one.
     """
+    if subprotocols is not None and (isinstance(subprotocols, str) or not subprotocols):
+        raise ValueError('subprotocols must be a non-empty list of names, not %r'
+                         % (subprotocols,))
+
     def decorator(view):
         @functools.wraps(view)
         def wrapper(request, *args, **kwargs):
@@ -34,6 +52,14 @@ def require_websocket(view=None, *, max_message_size=_DEFAULT):
                 return response
             if max_message_size is not _DEFAULT:
                 websocket.max_message_size = max_message_size
+            if subprotocols is not None:
+                chosen = choose_subprotocol(websocket.subprotocols, subprotocols)
+                if chosen is None and websocket.subprotocols:
+                    return HttpResponse(
+                        'None of the subprotocols offered (%s) is spoken here (%s).\n'
+                        % (', '.join(websocket.subprotocols), ', '.join(subprotocols)),
+                        status=400, content_type='text/plain; charset=utf-8')
+                websocket.accept(chosen)
             response = view(request, *args, **kwargs)
             return HttpResponse() if response is None else response
         return wrapper

@@ -1,7 +1,8 @@
-"""Django views serving websockets through ``manage.py superserver``, as users run it."""
-import base64
+"""Django views serving websockets: through ``manage.py superserver``, as users run it,
+where the server, the wire or the process is what is tested; with the test client
+(``extensions.testing.Client``, no socket to listen on) where only the view's behaviour
+through Django's stack is."""
 import json
-import os
 import socket
 import threading
 import time
@@ -9,25 +10,16 @@ import time
 import pytest
 import requests
 import websocket
+from django.contrib.auth.models import User
 from websocket import ABNF
+
+from extensions.testing import Client
 
 from .frames import CLOSE
 
 
 def connect(server, path, **options):
     return websocket.create_connection(server.ws_url + path, timeout=30, **options)
-
-
-def refused_handshake(server, path, origin=None):
-    """The plain HTTP response to a valid handshake that the server does not accept."""
-    headers = {'Upgrade': 'websocket', 'Connection': 'Upgrade', 'Sec-WebSocket-Version': '13',
-               'Sec-WebSocket-Key': base64.b64encode(os.urandom(16)).decode()}
-    if origin is not None:
-        headers['Origin'] = origin
-    response = requests.get(server.url + path, headers=headers, allow_redirects=False,
-                            timeout=10)
-    assert response.status_code != 101
-    return response
 
 
 def close_frame(ws):
@@ -62,36 +54,34 @@ def test_fragmented_message_is_assembled(django_server):
     ws.close()
 
 
-def test_unknown_url_gets_404_not_a_socket(django_server):
-    assert refused_handshake(django_server, '/ws/nowhere/').status_code == 404
+def test_unknown_url_gets_404_not_a_socket():
+    assert Client().websocket('/ws/nowhere/').response.status_code == 404
 
 
-def test_login_required_redirects_anonymous_clients(django_server):
-    response = refused_handshake(django_server, '/ws/whoami/')
+def test_login_required_redirects_anonymous_clients():
+    response = Client().websocket('/ws/whoami/').response
     assert response.status_code == 302
-    assert response.headers['Location'] == '/accounts/login/?next=/ws/whoami/'
+    assert response['Location'] == '/accounts/login/?next=/ws/whoami/'
 
 
-def test_logged_in_session_reaches_the_websocket_view(django_server):
-    session = requests.Session()
-    login = django_server.url + '/accounts/login/'
-    session.get(login, timeout=10)
-    response = session.post(login, timeout=10, allow_redirects=False, data={
-        'username': 'alice', 'password': 'wonderland',
-        'csrfmiddlewaretoken': session.cookies['csrftoken']})
-    assert response.status_code == 302
-    cookie = '; '.join('%s=%s' % item for item in session.cookies.items())
-    ws = connect(django_server, '/ws/whoami/', cookie=cookie)
-    assert ws.recv() == 'alice'
-    assert close_frame(ws) == 1000   # the view returned
+@pytest.mark.django_db
+def test_logged_in_session_reaches_the_websocket_view():
+    client = Client()
+    client.force_login(User.objects.create_user('alice'))   # a session, and its cookie
+    with client.websocket('/ws/whoami/') as ws:
+        assert ws.receive() == 'alice'
+        assert ws.receive() is None
+        assert ws.close_code == 1000   # the view returned
 
 
-def test_exception_closes_1011_and_logs_the_traceback(django_server):
-    start = len(django_server.lines)
-    ws = connect(django_server, '/ws/boom/')
-    ws.send('go')
-    assert close_frame(ws) == 1011
-    django_server.wait_for('RuntimeError: boom in a websocket view', start=start)
+def test_exception_closes_1011_and_logs_the_traceback(caplog):
+    with Client(raise_request_exception=False).websocket('/ws/boom/') as ws:
+        ws.send('go')
+        assert ws.receive() is None
+        assert ws.close_code == 1011
+    [logged] = [record for record in caplog.records if record.name == 'django.request']
+    assert logged.getMessage() == 'Internal Server Error: /ws/boom/'
+    assert str(logged.exc_info[1]) == 'boom in a websocket view'
 
 
 def test_client_leaving_mid_send_is_not_a_server_error(django_server):
@@ -104,17 +94,17 @@ def test_client_leaving_mid_send_is_not_a_server_error(django_server):
     assert 'Internal Server Error' not in '\n'.join(django_server.lines[start:])
 
 
-def test_return_closes_1000(django_server):
-    ws = connect(django_server, '/ws/returns/')
-    assert ws.recv() == 'bye'
-    assert close_frame(ws) == 1000
+def test_return_closes_1000():
+    with Client().websocket('/ws/returns/') as ws:
+        assert ws.receive() == 'bye'
+        assert ws.receive() is None
+        assert ws.close_code == 1000
 
 
-def test_subprotocol_choice(django_server):
-    ws = connect(django_server, '/ws/subprotocol/', subprotocols=['chat', 'superchat'])
-    assert ws.getsubprotocol() == 'superchat'
-    assert ws.recv() == 'superchat'
-    ws.close()
+def test_subprotocol_choice():
+    with Client().websocket('/ws/subprotocol/', ['chat', 'superchat']) as ws:
+        assert ws.subprotocol == 'superchat'
+        assert ws.receive() == 'superchat'
 
 
 def test_oversize_closes_1009_and_others_are_still_served(django_server):
@@ -222,21 +212,19 @@ def test_database_connection_is_released_while_waiting_and_closed_when_the_view_
     ('http://allowed-host.example', True),     # ALLOWED_HOSTS
     (None, True),                              # no Origin: not a browser
 ])
-def test_origin_policy(django_server, origin, allowed):
+def test_origin_policy(origin, allowed):
+    ws = Client().websocket('/ws/echo/', headers={'Origin': origin} if origin else None)
     if not allowed:
-        assert refused_handshake(django_server, '/ws/echo/', origin).status_code == 403
+        assert ws.response.status_code == 403
         return
-    options = {'suppress_origin': True} if origin is None else {'origin': origin}
-    ws = connect(django_server, '/ws/echo/', **options)
-    ws.send('ok')
-    assert ws.recv() == 'ok'
-    ws.close()
+    with ws:
+        ws.send('ok')
+        assert ws.receive() == 'ok'
 
 
-def test_foreign_origin_rejection_is_logged(django_server):
-    start = len(django_server.lines)
-    refused_handshake(django_server, '/ws/echo/', origin='http://hijack.example')
-    django_server.wait_for(r'refused with 403: origin http://hijack.example', start=start)
+def test_foreign_origin_rejection_is_logged(caplog):
+    Client().websocket('/ws/echo/', headers={'Origin': 'http://hijack.example'})
+    assert 'refused with 403: origin http://hijack.example' in caplog.text
 
 
 def test_200_concurrent_clients(django_server):

@@ -56,6 +56,7 @@ if os.environ.get('SUPERSERVER_TEST_POSTGRES'):
 USE_TZ = True
 DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'
 LOGIN_URL = '/accounts/login/'
+STATIC_URL = 'static/'   # Django's live server (extensions.testing) serves static files
 
 # Errors on the console, as a deployed project would send them to its logs.
 LOGGING = {

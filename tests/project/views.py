@@ -116,6 +116,20 @@ def boom(request):
 
 
 @require_websocket
+def boom_before_accepting(request):
+    raise RuntimeError('boom before accepting')
+
+
+@require_websocket(subprotocols=['chat.v2', 'chat.v1'])
+def versioned_chat(request):
+    """Says which of its two subprotocols was agreed, then echoes."""
+    websocket = request.environ['wsgi.websocket']
+    websocket.send(websocket.subprotocol or 'none')
+    for message in websocket:
+        websocket.send(message)
+
+
+@require_websocket
 def returns(request):
     request.environ['wsgi.websocket'].send('bye')
 
@@ -153,6 +167,16 @@ def uses_database(request):
     with transaction.atomic():
         websocket.send(str(User.objects.count()))
         websocket.receive()
+
+
+@require_websocket
+def user_names(request):
+    """Makes a user of each name it receives and answers with every user's name."""
+    websocket = request.environ['wsgi.websocket']
+    for name in websocket:
+        User.objects.get_or_create(username=name)
+        websocket.send(','.join(User.objects.order_by('username')
+                                .values_list('username', flat=True)))
 
 
 @require_websocket
