@@ -12,6 +12,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory, override_settings
 from django.urls import path
 
+from bench.project.settings import MIDDLEWARE   # startproject's seven
 from extensions.adaptation import direct_call
 from extensions.wsgi import bind_middleware_chain
 
@@ -22,17 +23,6 @@ def parked_view(request):
 
 
 urlpatterns = [path('parked/', parked_view)]
-
-#: startproject's middleware.
-MIDDLEWARE = [
-    'django.middleware.security.SecurityMiddleware',
-    'django.contrib.sessions.middleware.SessionMiddleware',
-    'django.middleware.common.CommonMiddleware',
-    'django.middleware.csrf.CsrfViewMiddleware',
-    'django.contrib.auth.middleware.AuthenticationMiddleware',
-    'django.contrib.messages.middleware.MessageMiddleware',
-    'django.middleware.clickjacking.XFrameOptionsMiddleware',
-]
 
 
 def saved_while_parked(call):
