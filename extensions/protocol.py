@@ -244,7 +244,7 @@ class ServerConnection:
         try:
             return payload.decode('utf-8')
         except UnicodeDecodeError as exc:
-            raise InvalidPayload('invalid UTF-8 in text message: %s' % exc.reason) from None
+            raise _invalid_text(exc.reason) from None
 
     def _payload(self, chunk, events):
         """Unmask a piece of payload and route it to its message as it arrives."""
@@ -280,12 +280,12 @@ class ServerConnection:
         try:
             text = decoder.decode(chunk, final)
         except UnicodeDecodeError as exc:
-            raise InvalidPayload('invalid UTF-8 in text message: %s' % exc.reason) from None
+            raise _invalid_text(exc.reason) from None
         pending = decoder.getstate()[0]
         # CPython's decoder already rejects every invalid prefix except a surrogate
         # (ED A0..BF), which it only refuses once the third byte arrives.
         if len(pending) > 1 and pending[0] == 0xED and pending[1] >= 0xA0:
-            raise InvalidPayload('invalid UTF-8 in text message: surrogate')
+            raise _invalid_text('surrogate')
         return text
 
     def _end_of_frame(self, events):
@@ -405,6 +405,10 @@ class ServerConnection:
         """Return the buffers queued for the peer, in order, and forget them."""
         outgoing, self._outgoing = self._outgoing, []
         return outgoing
+
+
+def _invalid_text(reason):
+    return InvalidPayload('invalid UTF-8 in text message: %s' % reason)
 
 
 def encode_frame(opcode, payload, compressed=False):
