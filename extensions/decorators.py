@@ -3,14 +3,11 @@ import functools
 
 from django.http import HttpResponse
 
-__all__ = ['require_websocket', 'choose_subprotocol']
+from .handshake import choose_subprotocol
+
+__all__ = ['require_websocket']
 
 _DEFAULT = object()
-
-
-def choose_subprotocol(offered, supported):
-    """The client's most preferred subprotocol among ``supported``, or None."""
-    return next((name for name in offered if name in supported), None)
 
 
 def require_websocket(view=None, *, max_message_size=_DEFAULT, subprotocols=None):
@@ -29,10 +26,11 @@ def require_websocket(view=None, *, max_message_size=_DEFAULT, subprotocols=None
         @require_websocket(subprotocols=['chat.v2', 'chat.v1'])
         def chat(request): ...   # websocket.subprotocol: the one agreed, or None
 
-    With ``subprotocols``, the websocket is accepted before the view runs, with the
-    first of the client's offers (in the client's order of preference) that the view
-    supports. A client that offers none of them gets 400 Bad Request, naming both
-    lists; a client that offers no subprotocol at all is accepted without one.
+    With ``subprotocols``, ``websocket.subprotocol`` is the first of the client's offers,
+    in the client's order of preference, that the view supports, and ``accept()`` (or
+    the first use of the socket) agrees to it; the view may still answer in plain HTTP.
+    A client that offers none of them gets 400 Bad Request, naming both lists, before
+    the view runs; a client that offers no subprotocol at all is accepted without one.
     """
     if subprotocols is not None and (isinstance(subprotocols, str) or not subprotocols):
         raise ValueError('subprotocols must be a non-empty list of names, not %r'
@@ -53,13 +51,13 @@ def require_websocket(view=None, *, max_message_size=_DEFAULT, subprotocols=None
             if max_message_size is not _DEFAULT:
                 websocket.max_message_size = max_message_size
             if subprotocols is not None:
-                chosen = choose_subprotocol(websocket.subprotocols, subprotocols)
-                if chosen is None and websocket.subprotocols:
+                offered = websocket.subprotocols
+                websocket.subprotocol = choose_subprotocol(offered, subprotocols)
+                if offered and websocket.subprotocol is None:
                     return HttpResponse(
                         'None of the subprotocols offered (%s) is spoken here (%s).\n'
-                        % (', '.join(websocket.subprotocols), ', '.join(subprotocols)),
+                        % (', '.join(offered), ', '.join(subprotocols)),
                         status=400, content_type='text/plain; charset=utf-8')
-                websocket.accept(chosen)
             response = view(request, *args, **kwargs)
             return HttpResponse() if response is None else response
         return wrapper

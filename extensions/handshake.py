@@ -20,8 +20,8 @@ from ws4py import WS_KEY
 
 from .exceptions import HandshakeError
 
-__all__ = ['Handshake', 'is_upgrade_request', 'read_handshake', 'response_headers',
-           'same_origin']
+__all__ = ['Handshake', 'choose_subprotocol', 'is_upgrade_request', 'read_handshake',
+           'response_headers', 'same_origin']
 
 VERSION = '13'
 
@@ -77,6 +77,11 @@ def read_handshake(environ):
 def accept_key(key):
     """Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (RFC 6455 section 4.2.2)."""
     return base64.b64encode(hashlib.sha1(key.encode('ascii') + WS_KEY).digest()).decode('ascii')
+
+
+def choose_subprotocol(offered, supported):
+    """The client's most preferred subprotocol among ``supported``, or None."""
+    return next((name for name in offered if name in supported), None)
 
 
 def response_headers(handshake, subprotocol=None, extensions=None):

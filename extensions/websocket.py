@@ -53,7 +53,8 @@ class WebSocket:
         self.environ = environ
         self.handshake = handshake
         self.config = config
-        #: The subprotocol chosen by ``accept``, if any.
+        #: The subprotocol agreed by ``accept``, or chosen for it before (by
+        #: ``require_websocket(subprotocols=...)``); None: none.
         self.subprotocol = None
         #: The ``compression.Deflate`` agreed when accepting, or None: uncompressed.
         self.compression = None
@@ -113,7 +114,8 @@ class WebSocket:
     # -- the view's API ----------------------------------------------------------------
 
     def accept(self, subprotocol=None, compress=True):
-        """Answer the handshake with 101, choosing ``subprotocol`` among those offered.
+        """Answer the handshake with 101, choosing ``subprotocol`` among those offered
+        (by default ``self.subprotocol``, which a decorator may have chosen).
 
         permessage-deflate is accepted if the client offered it and the settings allow
         it; ``compress=False`` declines it for this socket (messages already compressed,
@@ -126,6 +128,8 @@ class WebSocket:
             return
         if self.declined:
             raise ConnectionClosed(1000, 'declined before the handshake')
+        if subprotocol is None:
+            subprotocol = self.subprotocol
         agreed = negotiate(self.handshake.extensions, self.config) if compress else None
         write = self._start_response('101 Switching Protocols', response_headers(
             self.handshake, subprotocol, agreed and agreed[0]))

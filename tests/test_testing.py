@@ -15,7 +15,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import TestCase, TransactionTestCase
 
-from extensions.decorators import choose_subprotocol, require_websocket
+from extensions.decorators import require_websocket
+from extensions.handshake import choose_subprotocol
 from extensions.pubsub import group_channel, publish
 from extensions.testing import Client, LiveServerTestCase, NotAccepted
 
@@ -133,6 +134,11 @@ def test_require_websocket_refuses_a_client_whose_offers_it_does_not_speak(clien
     assert ws.response.status_code == 400
     assert ws.response.content == (b'None of the subprotocols offered (chat.v3, chat.v0) '
                                    b'is spoken here (chat.v2, chat.v1).\n')
+
+
+def test_a_view_with_subprotocols_may_still_answer_in_plain_http(client):
+    ws = client.websocket('/ws/versioned-chat/?closed', ['chat.v1'])
+    assert (ws.response.status_code, ws.response.content) == (403, b'this room is closed\n')
 
 
 @pytest.mark.parametrize('subprotocols', ['chat.v1', []])

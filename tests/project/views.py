@@ -5,7 +5,7 @@ import gevent
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.db import connections, transaction
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 from gevent import monkey
 from django.views.decorators.csrf import csrf_exempt
 
@@ -122,7 +122,10 @@ def boom_before_accepting(request):
 
 @require_websocket(subprotocols=['chat.v2', 'chat.v1'])
 def versioned_chat(request):
-    """Says which of its two subprotocols was agreed, then echoes."""
+    """Says which of its two subprotocols was agreed, then echoes; with ``?closed``, it
+    answers 403 instead, as a view does after a check of its own."""
+    if 'closed' in request.GET:
+        return HttpResponseForbidden('this room is closed\n')
     websocket = request.environ['wsgi.websocket']
     websocket.send(websocket.subprotocol or 'none')
     for message in websocket:
