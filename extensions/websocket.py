@@ -227,11 +227,7 @@ class WebSocket:
         Raises ``ConnectionClosed``."""
         self._check_open()
         self._protocol.send_shared(message)
-        try:
-            self._flush()
-        except OSError:
-            self._drop()
-            raise ConnectionClosed(1006, 'connection lost') from None
+        self._flush_or_lost()
         self.messages_out += 1
         if self._transport.buffered > MAX_BROADCAST_BACKLOG:
             logger.warning('%s: %d bytes behind, closing', self, self._transport.buffered)
@@ -361,11 +357,7 @@ class WebSocket:
         self._check_open()
         queue(*args)
         transport = self._transport
-        try:
-            self._flush()
-        except OSError:
-            self._drop()
-            raise ConnectionClosed(1006, 'connection lost') from None
+        self._flush_or_lost()
         if transport.buffered and not transport.wait_drained():
             raise ConnectionClosed(1006, 'connection lost')
 
@@ -374,6 +366,14 @@ class WebSocket:
         data = self._protocol.data_to_send()
         if data:
             self._transport.writelines(data)
+
+    def _flush_or_lost(self):
+        """Flush, or drop a connection whose transport is gone: ConnectionClosed."""
+        try:
+            self._flush()
+        except OSError:
+            self._drop()
+            raise ConnectionClosed(1006, 'connection lost') from None
 
     def _flush_quietly(self):
         try:
