@@ -37,8 +37,9 @@ class WebSocketConfig:
     #: zlib's memLevel for our compressor, 1 to 9: its hash table and buffers take
     #: 2**(memory_level + 9) bytes.
     compression_memory_level: int = 5
-    #: zlib's level, 0 (store) to 9: 1 is several times faster than the usual 6 and
-    #: compresses websocket messages nearly as well.
+    #: zlib's level, 1 to 9: 1 is several times faster than the usual 6 and
+    #: compresses websocket messages nearly as well. Messages a window long or longer
+    #: are compressed with ISA-L at this level, or its highest, 3.
     compression_level: int = 1
     #: Messages shorter than this many bytes are sent uncompressed.
     compression_min_size: int = 128
@@ -50,7 +51,7 @@ class WebSocketConfig:
     def __post_init__(self):
         for name, low, high in (('compression_max_window_bits', 9, 15),
                                 ('compression_memory_level', 1, 9),
-                                ('compression_level', 0, 9)):
+                                ('compression_level', 1, 9)):
             value = getattr(self, name)
             if not (isinstance(value, int) and low <= value <= high):
                 raise ValueError('%s must be an integer from %d to %d, not %r'

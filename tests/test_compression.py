@@ -135,7 +135,8 @@ def test_settings_shape_the_answer():
 
 @pytest.mark.parametrize('setting, value', [
     ('compression_max_window_bits', 8), ('compression_max_window_bits', 16),
-    ('compression_memory_level', 0), ('compression_level', 10), ('compression_level', '1'),
+    ('compression_memory_level', 0), ('compression_level', 0), ('compression_level', 10),
+    ('compression_level', '1'),
 ])
 def test_bad_settings_are_refused(setting, value):
     with pytest.raises(ValueError, match=setting):
@@ -375,6 +376,33 @@ def test_echo_round_trip_through_a_client_codec():
         ((first, payload),) = sent_raw(conn)
         assert first == 0xC0 | TEXT
         assert decompressor.decompress(payload + b'\x00\x00\xff\xff') == text.encode()
+
+
+def test_long_and_short_messages_share_one_stream():
+    # Messages a window long or longer are deflated alone (ISA-L), the others by the
+    # connection's zlib compressor; the client inflates them all with one context.
+    conn = connection(Deflate(server_max_window_bits=9))
+    decompressor = zlib.decompressobj(-9)
+    words = b'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu '
+    for size in [100, 511, 512, 5000, 40, 300, 2000, 7, 600, 90, 3000, 3000, 20]:
+        payload = (words * (size // len(words) + 1))[:size]
+        conn.send_binary(payload)
+        ((first, data),) = sent_raw(conn)
+        if first & 0x40:   # else sent as it is: a short one deflate did not shrink
+            data = decompressor.decompress(data + b'\x00\x00\xff\xff')
+        assert data == payload
+
+
+def test_a_short_message_after_a_long_one_refers_back_to_it():
+    conn = connection(Deflate(server_max_window_bits=9))
+    tail = b'the end of a long message that the next short one repeats'
+    conn.send_binary(os.urandom(1000).hex().encode() + tail)
+    conn.send_binary(tail)
+    (_, long), (_, short) = sent_raw(conn)
+    decompressor = zlib.decompressobj(-9)
+    assert decompressor.decompress(long + b'\x00\x00\xff\xff').endswith(tail)
+    assert decompressor.decompress(short + b'\x00\x00\xff\xff') == tail
+    assert len(short) < 10   # one back-reference into the long message
 
 
 # -- broadcasts -------------------------------------------------------------------------------
