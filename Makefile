@@ -4,7 +4,8 @@
 # (redis-server, Chromium and its driver, nginx, PostgreSQL, Node.js and npm) and Node's
 # ws (tests/node/, from the npm registry), then runs pytest and the Autobahn suite.
 # `make bench` runs the benchmarks (bench/README.md), with wrk from Debian;
-# `make bench BENCH_ARGS='--scenarios S1,S3 --runs 1'` passes options.
+# `make bench BENCH_ARGS='--scenarios S1,S3 --runs 1'` passes options, as
+# `make autobahn AUTOBAHN_ARGS='--client kosoku'` does (autobahn/README.md).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 ADDRPORT ?= 127.0.0.1:8000
@@ -33,7 +34,7 @@ test: $(VENV)/.installed system-packages node-modules
 	$(BIN)/python autobahn/run.py
 
 autobahn: $(VENV)/.installed
-	$(BIN)/python autobahn/run.py
+	$(BIN)/python autobahn/run.py $(AUTOBAHN_ARGS)
 
 bench: $(VENV)/.installed bench-packages
 	$(BIN)/python -m bench $(BENCH_ARGS)

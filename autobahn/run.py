@@ -1,22 +1,23 @@
-"""Run the Autobahn|Testsuite fuzzing client against superserver, then judge the report.
+"""Run an Autobahn|Testsuite fuzzing client against superserver, then judge the report.
 
-    python autobahn/run.py [--cases '1.*,2.*'] [--path /ws/echo/] [--settings MODULE]
+    python autobahn/run.py [--client auto|wstest|kosoku] [--cases '1.*,2.*'] [--path /ws/echo/]
+                           [--settings MODULE] [--reports DIR]
 
-1. The client, autobahntestsuite 0.8.2, is Python 2.7 software. A Python 2.7
-   virtualenv with the set pinned in requirements-py27.txt is built once and cached
-   outside the repository ($SUPERSERVER_CACHE_DIR, else ~/.cache/superserver).
+1. The client (clients.py): wstest, autobahntestsuite 0.8.2, the reference, where a
+   Python 2.7 is found (its virtualenv is built once and cached); else kosoku, which
+   runs the same case files on Python 3. ``--client`` picks one; ``SUPERSERVER_PYTHON27=``
+   (empty) hides every Python 2.7. The first line says which client runs.
 2. ``./manage.py superserver --noreload --nodebugger`` serves the demo project on a
    free loopback port; its echo view accepts messages up to 16 MiB (chapter 9).
-3. ``wstest -m fuzzingclient`` runs the cases; the report lands in autobahn/reports/
-   (index.html to read, index.json for the checker, wstest.log for the client's output).
+3. The client runs the cases; the report lands in autobahn/reports/ (index.html to
+   read, index.json for the checker, client.json naming the client, wstest.log or
+   kosoku.log for its output, server.log).
 4. The server is stopped and check.py prints its table and verdict; its exit code is ours.
    Before it, a line gives the run's wall time and the CPU seconds the server spent
    on it (``--cases '12.*,13.*'`` measures compression alone).
 """
 import argparse
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,56 +33,12 @@ sys.path.insert(0, str(ROOT))
 from tests.server_process import ServerProcess  # noqa: E402
 
 import check  # noqa: E402  (autobahn/check.py, beside this file)
+import clients  # noqa: E402
 
-REQUIREMENTS = HERE / 'requirements-py27.txt'
 DEFAULT_REPORTS = HERE / 'reports'
 # Seconds. Chapters 1-10 take well under a minute here; 12 and 13 (permessage-deflate,
-# about 11 GB each way through the client's Python 2 code) take about 16 minutes.
-WSTEST_TIMEOUT = 60 * 60
-
-
-class Python27Missing(Exception):
-    pass
-
-
-def find_python27():
-    """The Python 2.7 to build the client's virtualenv with."""
-    candidates = []
-    if os.environ.get('SUPERSERVER_PYTHON27'):
-        candidates.append(Path(os.environ['SUPERSERVER_PYTHON27']))
-    pyenv_root = Path(os.environ.get('PYENV_ROOT', Path.home() / '.pyenv'))
-    candidates += sorted(pyenv_root.glob('versions/2.7*/bin/python2.7'), reverse=True)
-    on_path = shutil.which('python2.7')
-    if on_path:
-        candidates.append(Path(on_path))
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise Python27Missing(
-        'No Python 2.7 found, and the Autobahn fuzzing client (autobahntestsuite 0.8.2)\n'
-        'runs on Python 2.7 only. Looked at $SUPERSERVER_PYTHON27, %s/versions/2.7*\n'
-        'and python2.7 on PATH. Install one with `pyenv install 2.7.18`, or point\n'
-        'SUPERSERVER_PYTHON27 at a python2.7 executable, and run again.' % pyenv_root)
-
-
-def client_environment():
-    """The cached Python 2.7 virtualenv with wstest in it, built when missing or stale."""
-    python27 = find_python27()
-    fingerprint = hashlib.sha256(REQUIREMENTS.read_bytes() + str(python27).encode())
-    cache = Path(os.environ.get('SUPERSERVER_CACHE_DIR',
-                                Path.home() / '.cache' / 'superserver'))
-    venv = cache / 'autobahn-py27'
-    stamp = venv / 'superserver-requirements.sha256'
-    if stamp.is_file() and stamp.read_text() == fingerprint.hexdigest():
-        return venv
-    print('autobahn: building the Python 2.7 client environment in %s' % venv, flush=True)
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, '-m', 'virtualenv', '--quiet', '--python', str(python27),
-                    str(venv)], check=True)
-    subprocess.run([str(venv / 'bin' / 'pip'), 'install', '-qq', '--disable-pip-version-check',
-                    '--no-python-version-warning', '-r', str(REQUIREMENTS)], check=True)
-    stamp.write_text(fingerprint.hexdigest())
-    return venv
+# about 11 GB each way through the client) about 10 minutes with wstest, 5 with kosoku.
+CLIENT_TIMEOUT = 60 * 60
 
 
 def fuzzing_spec(url, cases, reports):
@@ -101,6 +58,9 @@ def server_cpu(process):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--client', choices=clients.CHOICES, default='auto',
+                        help='auto (the default): wstest where a Python 2.7 is found, '
+                             'else kosoku')
     parser.add_argument('--cases', help="comma-separated case patterns (default: all)")
     parser.add_argument('--path', default='/ws/echo/', help='the echo endpoint to fuzz')
     parser.add_argument('--settings', default='superserver.settings',
@@ -110,13 +70,20 @@ def main(argv=None):
     args = parser.parse_args(argv)
     reports = args.reports.resolve()
     try:
-        venv = client_environment()
-    except Python27Missing as error:
+        client = clients.choose(args.client)
+    except clients.ClientMissing as error:
         print('autobahn: %s' % error)
         return 2
+    fallback = args.client == 'auto' and client.name == 'kosoku'
+    print('autobahn: client %s%s' % (client, ': no Python 2.7 found for wstest' if fallback
+                                     else ''), flush=True)
+    client.prepare()
 
     shutil.rmtree(reports, ignore_errors=True)
     reports.mkdir(parents=True)
+    (reports / check.CLIENT_FILE).write_text(json.dumps({'name': client.name,
+                                                         'version': client.version}))
+    log_file = reports / ('%s.log' % client.name)
     server = ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0',
                            env={'DJANGO_SETTINGS_MODULE': args.settings})
     try:
@@ -128,19 +95,20 @@ def main(argv=None):
                                                   ', '.join(spec['cases'])), flush=True)
         server_process = psutil.Process(server.pid)
         cpu_before, started = server_cpu(server_process), time.monotonic()
-        with open(reports / 'wstest.log', 'w') as log:
-            client = subprocess.run(
-                [str(venv / 'bin' / 'wstest'), '--mode', 'fuzzingclient', '--spec', str(spec_file)],
-                cwd=reports, stdout=log, stderr=subprocess.STDOUT, timeout=WSTEST_TIMEOUT)
-        print('autobahn: the cases took %.1f s; the server spent %.1f s of CPU on them'
-              % (time.monotonic() - started, server_cpu(server_process) - cpu_before),
-              flush=True)
+        with open(log_file, 'w') as log:
+            run = subprocess.run(client.command(spec_file), cwd=reports, stdout=log,
+                                 stderr=subprocess.STDOUT, timeout=CLIENT_TIMEOUT)
+        print('autobahn: %s ran the cases in %.1f s; the server spent %.1f s of CPU on them'
+              % (client.name, time.monotonic() - started,
+                 server_cpu(server_process) - cpu_before), flush=True)
     finally:
         server.stop()
     (reports / 'server.log').write_text(server.output() + '\n')
-    if client.returncode != 0:
-        print('autobahn: wstest failed with exit code %d; see %s'
-              % (client.returncode, reports / 'wstest.log'))
+    # kosoku exits 1 when a case fails by its own measure, and writes the report all
+    # the same: the checker judges it. No report means the client itself failed.
+    if not (reports / 'index.json').is_file():
+        print('autobahn: %s wrote no report (exit code %d); see %s'
+              % (client.name, run.returncode, log_file))
         return 1
     print('autobahn: report in %s' % (reports / 'index.html'), flush=True)
     return check.main([str(reports / 'index.json')])
