@@ -45,3 +45,19 @@ def read_frame(data):
     if len(data) < offset + n:
         return None
     return opcode, bytes(data[offset:offset + n]), bytes(data[offset + n:])
+
+
+def read_frames(sock, data, until_opcode):
+    """Server frames as (first byte, payload), read from ``sock`` after ``data``, until one
+    with ``until_opcode``. Raw: pings are not answered, as a client library would."""
+    frames = []
+    for _ in range(1000):
+        while (frame := read_frame(data)) is None:
+            chunk = sock.recv(65536)
+            assert chunk, frames
+            data += chunk
+        frames.append((data[0], frame[1]))
+        data = frame[2]
+        if frame[0] == until_opcode:
+            return frames
+    raise AssertionError('no frame with opcode %d' % until_opcode)

@@ -1,6 +1,6 @@
 """Servers in subprocesses: ``./manage.py superserver`` on a free port read from its
 banner (the tests and the Autobahn runner, ``autobahn/run.py``), and gunicorn with
-superserver's worker (``GunicornProcess``).
+superserver's worker (``GunicornProcess``); ``wait_until`` for what a test waits for.
 """
 import os
 import re
@@ -14,6 +14,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+
+
+def wait_until(condition, timeout=10, interval=0.02):
+    """The first true value of ``condition()``, asked every ``interval`` seconds for at
+    most ``timeout`` seconds; its last value (false) if it never became true."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
 
 
 def free_port():
@@ -82,33 +91,40 @@ class Process:
 
 
 class ServerProcess(Process):
-    """``manage.py superserver`` in a subprocess, on the address its banner gives."""
+    """``manage.py superserver`` in a subprocess, on the address its banner gives, once
+    the whole banner is out (its lines arrive one by one; a test that looks for what the
+    banner does not say must not look before its end)."""
 
     BANNER = re.compile(r'Starting development server at (https?://\S+?)/?$')
+    BANNER_END = re.compile(r'^Quit the server with CONTROL-C\.$')
 
     def __init__(self, *args, env=None, cwd=ROOT, manage=ROOT / 'manage.py'):
         super().__init__([PYTHON, str(manage), 'superserver', *args], env=env, cwd=cwd)
         self.url = self.wait_for(self.BANNER).group(1)
+        self.wait_for(self.BANNER_END)
 
 
 class GunicornProcess(Process):
-    """gunicorn serving the test project's stock wsgi.py with superserver's worker, on a
-    free loopback port; ``workers()`` are the pids of its worker processes."""
+    """gunicorn serving the test project's stock wsgi.py with superserver's worker, on the
+    loopback port its master chose and logged (it keeps it when it reloads);
+    ``workers()`` are the pids of its worker processes."""
+
+    LISTENING = re.compile(r'Listening at: https?://127\.0\.0\.1:(\d+) ')
 
     def __init__(self, *options, workers=2, env=None, module='tests.project.wsgi',
                  scheme='http', own_group=False):
         from gunicorn.config import KNOWN_SETTINGS
-        self.port = free_port()
-        self.url = '%s://127.0.0.1:%d' % (scheme, self.port)
         # gunicorn 27's control socket has one default path for every instance.
         extra = ['--no-control-socket'] if any(
             setting.name == 'control_socket_disable' for setting in KNOWN_SETTINGS) else []
         super().__init__(
             [PYTHON, '-m', 'gunicorn', '-k', 'extensions.gunicorn.WebSocketWorker',
-             '-w', str(workers), '-b', '127.0.0.1:%d' % self.port, '--access-logfile', '-',
+             '-w', str(workers), '-b', '127.0.0.1:0', '--access-logfile', '-',
              *extra, *options, module],
             env={'DJANGO_SETTINGS_MODULE': 'tests.project.settings', **(env or {})},
             own_group=own_group)
+        self.port = int(self.wait_for(self.LISTENING).group(1))
+        self.url = '%s://127.0.0.1:%d' % (scheme, self.port)
         self.wait_until_serving(workers)
 
     def wait_until_serving(self, count, timeout=30):

@@ -6,7 +6,7 @@ import pytest
 import requests
 import websocket
 
-from .server_process import ServerProcess
+from .server_process import ServerProcess, wait_until
 
 
 @pytest.fixture(scope='module')
@@ -48,13 +48,19 @@ def test_plain_requests_are_not_bounded(two_connections):
 
 
 def test_offload_runs_a_blocking_call_while_the_loop_serves(django_server):
-    slow = threading.Thread(target=requests.get, args=(django_server.url + '/offloaded/',),
-                            kwargs={'timeout': 20})
+    answers = []
+    slow = threading.Thread(target=lambda: answers.append(
+        requests.get(django_server.url + '/offloaded/', timeout=20).text))
     slow.start()
-    for _ in range(5):
-        assert requests.get(django_server.url + '/', timeout=5).status_code == 200
-    assert slow.is_alive()   # answered while the blocking call still runs in its thread
+
+    def offloading():
+        return requests.get(django_server.url + '/offloaded/now/', timeout=5).json()['offloading']
+
+    # Answered while the blocking call (1 s) runs in its thread: the loop serves meanwhile.
+    # (A blocked loop would answer only once the call ended, and say 0.)
+    assert wait_until(offloading, timeout=10) == 1
     slow.join(20)
+    assert answers == ['done in a thread']
 
 
 def test_limiting_again_wraps_once_and_keeps_the_limit():

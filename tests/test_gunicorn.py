@@ -12,7 +12,7 @@ import websocket
 from werkzeug.serving import make_ssl_devcert
 
 from .in_flight import InFlight, closing, first_sse_data
-from .server_process import PYTHON, ROOT, GunicornProcess, free_port
+from .server_process import PYTHON, ROOT, GunicornProcess
 from .services import redis_server, requires_redis  # noqa: F401 (redis_server: a fixture)
 
 #: Enough tries for connections to land on every worker; the kernel picks the acceptor.
@@ -133,7 +133,7 @@ def test_sigterm_to_every_process_at_once_is_still_a_shutdown(project_env):
 def test_preload_is_refused_with_a_reason(project_env):
     refused = subprocess.run(
         [PYTHON, '-m', 'gunicorn', '-k', 'extensions.gunicorn.WebSocketWorker', '--preload',
-         '-b', '127.0.0.1:%d' % free_port(), 'tests.project.wsgi'],
+         '-b', '127.0.0.1:0', 'tests.project.wsgi'],
         cwd=ROOT, env={**os.environ, **project_env}, capture_output=True, text=True,
         timeout=60)
     assert refused.returncode == 1

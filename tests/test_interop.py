@@ -18,7 +18,7 @@ from extensions.config import WebSocketConfig
 from extensions.pubsub import MemoryBroker
 
 from .conftest import ThreadedServer
-from .frames import BINARY, CLOSE, TEXT, client_frame, close_payload, read_frame
+from .frames import BINARY, CLOSE, TEXT, client_frame, close_payload, read_frames
 from .server_process import ROOT
 from .test_browser import CHROMIUM, CHROMEDRIVER, browser, site, wait_for_text  # noqa: F401
 from .test_compression import zip_bomb
@@ -31,16 +31,19 @@ broker = MemoryBroker()
 
 def application(environ, start_response):
     """/echo and /plain (compression refused by the view) first say what was
-    negotiated, then echo; /news forwards the 'news' channel and publishes what it gets."""
+    negotiated, then echo; /news forwards the 'news' channel and publishes what it gets
+    (subscribed before it says what was negotiated: the client may publish then)."""
     ws = environ['wsgi.websocket']
     path = environ['PATH_INFO']
     ws.accept(compress=path != '/plain')
-    ws.send(json.dumps(ws.compression and dataclasses.asdict(ws.compression)))
+    negotiated = json.dumps(ws.compression and dataclasses.asdict(ws.compression))
     if path == '/news':
         with broker.subscribe('news', websocket=ws):
+            ws.send(negotiated)
             for message in ws:
                 broker.publish('news', message)
     else:
+        ws.send(negotiated)
         for message in ws:
             ws.send(message)
     return []
@@ -173,21 +176,6 @@ def raw_connection(server, path, offer):
         data += chunk
     head, _, rest = data.partition(b'\r\n\r\n')
     return sock, head.decode(), rest
-
-
-def read_frames(sock, data, until_opcode):
-    """Server frames as (first byte, payload) until one with ``until_opcode``."""
-    frames = []
-    for _ in range(1000):
-        while (frame := read_frame(data)) is None:
-            chunk = sock.recv(65536)
-            assert chunk, frames
-            data += chunk
-        frames.append((data[0], frame[1]))
-        data = frame[2]
-        if frame[0] == until_opcode:
-            return frames
-    raise AssertionError('no frame with opcode %d' % until_opcode)
 
 
 def test_frames_on_the_wire(server):

@@ -28,8 +28,8 @@ def test_pip_install_gives_importable_modules_and_pinned_dependencies(tmp_path):
     requires = [line.split(': ', 1)[1] for line in metadata.read_text().splitlines()
                 if line.startswith('Requires-Dist') and 'extra ==' not in line]
     assert sorted(r.split('<')[0].split('>')[0].lower() for r in requires) == [
-        'cryptography', 'django', 'django-extensions', 'gevent', 'websockets', 'werkzeug',
-        'ws4py']
+        'cryptography', 'django', 'django-extensions', 'gevent', 'isal', 'websockets',
+        'werkzeug', 'ws4py']
     assert all('<' in r and '>=' in r for r in requires), requires
     assert not (target / 'superserver').exists()   # the demo project stays in the repo
     assert not (target / 'tests').exists()

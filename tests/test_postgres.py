@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 
 from . import postgres
 from .conftest import manage
-from .server_process import ServerProcess
+from .server_process import ServerProcess, wait_until
 
 # Skipped on a developer's machine without PostgreSQL; never in CI, where it must run.
 pytestmark = pytest.mark.skipif(postgres.binaries() is None and not os.environ.get('CI'),
@@ -115,16 +115,6 @@ def query_in_bursts(url, clients, rounds, while_idle=None):
     asyncio.run(run())
 
 
-def wait_until(predicate, timeout=10):
-    """Whether ``predicate()`` became true within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_the_driver_waits_through_gevent(server):
     used = requests.get(server.url + '/db/driver/', timeout=10).json()
     if used['driver'] == 'psycopg':
@@ -161,7 +151,11 @@ def test_slow_query_does_not_delay_another_clients_echo(server, cluster):
     assert 'The event loop was blocked' not in '\n'.join(server.lines[start:])
     print('\n%d echo round trips during pg_sleep(2): max %.1f ms'
           % (len(round_trips), max(round_trips) * 1000))
-    assert max(round_trips) < 0.050
+    # A loop waiting for the query would hold a round trip until pg_sleep ends (which
+    # echo_during_the_sleep rules out), and any hold of 100 ms is reported (ruled out
+    # above). The round trip itself takes a millisecond or two on a quiet machine, tens
+    # of them while other processes keep both cores busy: a bound between those.
+    assert max(round_trips) < 0.25
 
 
 def echo_during_the_sleep(ws, cluster):

@@ -14,7 +14,8 @@ from extensions.config import WebSocketConfig
 from extensions.exceptions import ConnectionClosed
 
 from .conftest import ThreadedServer
-from .frames import CLOSE, PING, TEXT, client_frame, close_payload, read_frame
+from .server_process import wait_until
+from .frames import CLOSE, PING, TEXT, client_frame, close_payload, read_frame, read_frames
 
 #: What the views saw, for the tests to check: path -> value.
 seen = {}
@@ -121,9 +122,7 @@ def test_echo_and_the_peers_close_code(server):
     ws.send_binary(b'\x00\x01')
     assert ws.recv() == b'\x00\x01'
     ws.close(status=4000, reason=b'done')
-    deadline = time.monotonic() + 5
-    while '/echo/close-code' not in seen and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: '/echo/close-code' in seen, timeout=5)
     assert seen['/echo/close-code'] == (4000, 'done')
 
 
@@ -158,9 +157,7 @@ def test_receive_timeout(server):
 def test_send_after_the_peer_closed_raises(server):
     ws = websocket.create_connection(server.url + '/late-send')
     ws.close(status=1001)
-    deadline = time.monotonic() + 5
-    while '/late-send' not in seen and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: '/late-send' in seen, timeout=5)
     assert seen['/late-send'] == 1001
 
 
@@ -175,15 +172,11 @@ def test_full_queue_pauses_reading_and_loses_nothing(server):
 
 def test_dead_peer_is_dropped_by_keepalive(server):
     ws = websocket.create_connection(server.url + '/echo')
-    time.sleep(1)   # never read, so never answer the server's pings
-    frames = []
-    while True:
-        opcode, data = ws.recv_data(control_frame=True)
-        frames.append((opcode, data))
-        if opcode == CLOSE:
-            break
-    assert frames[0][0] == PING
-    assert frames[-1] == (CLOSE, close_payload(1011, b'keepalive ping timeout'))
+    ws.sock.settimeout(10)
+    # Raw frames from the socket: websocket-client would answer the pings it reads.
+    frames = read_frames(ws.sock, b'', CLOSE)
+    assert frames[0][0] == 0x80 | PING
+    assert frames[-1] == (0x80 | CLOSE, close_payload(1011, b'keepalive ping timeout'))
 
 
 @pytest.mark.parametrize('sent, answer', [
@@ -221,9 +214,7 @@ def test_close_returns_when_the_peer_answers_not_when_tcp_ends(server):
     assert ws.recv_data(control_frame=True) == (CLOSE, close_payload(4001, b'server says bye'))
     # websocket-client has answered the close frame but keeps its TCP socket open. The
     # view's close() must return now, not after close_timeout (5 s).
-    deadline = time.monotonic() + 3
-    while '/close-now' not in seen and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: '/close-now' in seen, timeout=3)
     assert seen['/close-now'] == (1000, '')   # websocket-client answers 1000
     ws.shutdown()
 
@@ -239,15 +230,11 @@ def test_messages_before_a_violation_are_answered_before_the_close(server):
     ws.shutdown()
 
 
-def access_lines(caplog, path):
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = [r.getMessage() for r in caplog.records
-                 if r.name == 'tests.access' and path in r.getMessage()]
-        if lines:
-            return lines
-        time.sleep(0.01)
-    return []
+def access_lines(caplog, pattern):
+    """The server's access-log lines matching ``pattern``, once there is one (5 s)."""
+    return wait_until(lambda: [r.getMessage() for r in caplog.records
+                               if r.name == 'tests.access' and re.search(pattern, r.getMessage())],
+                      timeout=5)
 
 
 @pytest.mark.parametrize('path, logged', [
@@ -266,15 +253,8 @@ def test_access_log_says_who_closed(server, caplog, path, logged):
         ws.shutdown()
     pattern = r'^WebSocket %s from 127\.0\.0\.1:\d+ %s after [\d.]+s, \d+ in, \d+ out$' % (
         path, logged)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if any(re.search(pattern, r.getMessage()) for r in caplog.records
-               if r.name == 'tests.access'):
-            break
-        time.sleep(0.01)
-    else:
-        raise AssertionError('no access-log line like %r in %r' % (
-            pattern, [r.getMessage() for r in caplog.records]))
+    assert access_lines(caplog, pattern), 'no access-log line like %r in %r' % (
+        pattern, [r.getMessage() for r in caplog.records])
 
 
 @pytest.mark.parametrize('frame, code', [
@@ -290,5 +270,5 @@ def test_access_log_says_the_server_failed_a_violating_client(server, caplog, fr
     opcode, data = ws.recv_data(control_frame=True)
     assert (opcode, int.from_bytes(data[:2], 'big')) == (CLOSE, code)
     ws.shutdown()
-    lines = access_lines(caplog, path)
+    lines = access_lines(caplog, re.escape(path))
     assert lines and re.search(r' closed %d by the server after ' % code, lines[0]), lines

@@ -5,17 +5,19 @@ import signal
 import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import gevent
 import pytest
 import requests
 import websocket
 
+from extensions.adaptation import WebSocketHandler
 from extensions.config import ServerConfig, WebSocketConfig
 
 from .conftest import ThreadedServer, echo_application
-from .server_process import PYTHON, ROOT, Process, ServerProcess
-from .in_flight import InFlight, closing
+from .server_process import PYTHON, ROOT, Process, ServerProcess, wait_until
+from .in_flight import InFlight, closing, slow_request
 
 #: What a project's own script does, as the README says: patch first, then serve.
 SERVE_FOREVER = '''
@@ -75,24 +77,14 @@ def test_the_grace_period_is_a_setting_and_what_outlasts_it_is_cut(project_env):
     server = ServeForeverProcess({**project_env, 'SUPERSERVER_TEST_GRACEFUL_TIMEOUT': '1'})
     try:
         cut = {}
-
-        def slow_request():
-            try:
-                cut['status'] = requests.get(server.url + '/slow/?seconds=30',
-                                             timeout=30).status_code
-            except requests.ConnectionError:
-                cut['status'] = None
-
-        request = threading.Thread(target=slow_request)
-        request.start()
-        time.sleep(0.5)
+        request = slow_request(server, 30, cut)
         started = time.monotonic()
         server.signal(signal.SIGTERM)
         assert server.wait(10) == 0
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 5   # the grace period is 1 s
         request.join(10)
         print('\nthe request cut by the shutdown got:', cut)
-        assert cut['status'] != 200   # the 30 s request did not get its answer
+        assert 'error' in cut or cut['response'].status_code != 200   # not its answer
         server.wait_for(r'1 connection\(s\) still open after 1(\.0)? s: cut')
     finally:
         server.stop()
@@ -101,21 +93,30 @@ def test_the_grace_period_is_a_setting_and_what_outlasts_it_is_cut(project_env):
 def test_a_second_signal_stops_at_once(project_env):
     server = ServeForeverProcess(project_env)   # graceful_timeout: the default 30 s
     try:
-        request = threading.Thread(target=lambda: pytest.raises(
-            requests.ConnectionError, requests.get, server.url + '/slow/?seconds=60',
-            timeout=60))
-        request.start()
-        time.sleep(0.5)
+        cut = {}
+        request = slow_request(server, 60, cut)
         server.signal(signal.SIGTERM)
-        time.sleep(0.5)   # the graceful shutdown is under way, waiting for the request
+        # The graceful shutdown is under way once the server stopped listening; it
+        # waits for the request.
+        assert wait_until(lambda: refused(server.url)), 'still listening after SIGTERM'
         assert server.process.poll() is None
         started = time.monotonic()
         server.signal(signal.SIGINT)
         assert server.wait(10) == 0
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 5   # not the 30 s grace period
         request.join(10)
+        assert isinstance(cut.get('error'), requests.ConnectionError), cut
     finally:
         server.stop()
+
+
+def refused(url):
+    """Whether nothing listens on ``url``'s port any more."""
+    try:
+        socket.create_connection(('127.0.0.1', urlsplit(url).port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
 # -- the core, without Django ------------------------------------------------------------
@@ -149,11 +150,18 @@ def test_shutdown_ends_idle_keep_alive_connections_and_refuses_new_websockets():
 
 
 def test_a_handshake_whose_head_arrives_during_a_shutdown_gets_503():
-    server = ThreadedServer(echo_application)
+    line_read = threading.Event()
+
+    class Handler(WebSocketHandler):
+        def read_request(self, raw_requestline):
+            line_read.set()   # the request line is in; the headers are read next
+            return super().read_request(raw_requestline)
+
+    server = ThreadedServer(echo_application, handler_class=Handler)
     try:
         with socket.create_connection(('127.0.0.1', server.port), timeout=10) as client:
             client.sendall(b'GET / HTTP/1.1\r\n')   # the request line; headers to come
-            time.sleep(0.3)
+            assert line_read.wait(10), 'the server did not read the request line'
             server.server.stopping = True   # as shutdown() sets it
             client.sendall(b'Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
                            b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'

@@ -49,7 +49,8 @@ def test_reconnecting_with_last_event_id_resumes(django_server):
 
 
 def test_heartbeat_comments_while_quiet(django_server):
-    with open_stream(django_server, '/sse/ticks/?count=2&interval=1&heartbeat=0.2') as response:
+    # 1 s between the ticks: 9 heartbeats 0.1 s apart; 3 are asked for, room for late ones.
+    with open_stream(django_server, '/sse/ticks/?count=2&interval=1&heartbeat=0.1') as response:
         events, comments = read_events(response, 3)
     assert [event.get('id') for event in events] == [None, '1', '2']
     assert comments.count(': keep-alive') >= 3

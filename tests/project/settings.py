@@ -65,5 +65,7 @@ LOGGING = {
     'handlers': {'console': {'class': 'logging.StreamHandler'}},
     'loggers': {
         'django.request': {'handlers': ['console'], 'level': 'ERROR'},
+        # What the test views say they are doing, for the tests to wait for.
+        'tests.project': {'handlers': ['console'], 'level': 'INFO'},
     },
 }

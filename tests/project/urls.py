@@ -15,6 +15,7 @@ urlpatterns = [
     path('sse/process/', views.process_events),
     path('block/', views.blocks),
     path('offloaded/', views.offloaded),
+    path('offloaded/now/', views.offloading_now),
     path('ws/transaction/', views.in_transaction),
     path('ws/echo/', views.echo),
     path('ws/drops-first/', views.drops_first_message),

@@ -1,3 +1,4 @@
+import logging
 import os
 from contextlib import nullcontext
 
@@ -19,6 +20,14 @@ WEBSOCKET_CONNECTIONS = []
 #: time.sleep as it was before gevent patched it: it blocks the whole event loop.
 blocking_sleep = monkey.get_original('time', 'sleep')
 
+logger = logging.getLogger('tests.project')
+
+#: What ``slow`` logs once it runs: the request is in flight.
+SLOW_REQUEST = 'slow request under way:'
+
+#: Requests of ``offloaded`` whose blocking call runs in its thread now.
+offloading = 0
+
 
 @csrf_exempt
 def plain(request):
@@ -31,8 +40,11 @@ def plain(request):
 
 
 def slow(request):
-    """Answers after ``seconds``: an in-flight request for shutdown tests."""
-    gevent.sleep(float(request.GET.get('seconds', 1)))
+    """Answers after ``seconds``: an in-flight request for shutdown tests, which wait
+    for its line in the server's output (``SLOW_REQUEST``) before they stop the server."""
+    seconds = float(request.GET.get('seconds', 1))
+    logger.info('%s %s s', SLOW_REQUEST, seconds)
+    gevent.sleep(seconds)
     return HttpResponse('slept')
 
 
@@ -69,8 +81,18 @@ def blocks(request):
 
 def offloaded(request):
     """The blocking sleep of ``blocks``, run in a thread: the loop goes on meanwhile."""
-    offload(blocking_sleep, float(request.GET.get('seconds', 1)))
+    global offloading
+    offloading += 1
+    try:
+        offload(blocking_sleep, float(request.GET.get('seconds', 1)))
+    finally:
+        offloading -= 1
     return HttpResponse('done in a thread')
+
+
+def offloading_now(request):
+    """How many ``offloaded`` calls run in their threads while this request is served."""
+    return JsonResponse({'offloading': offloading})
 
 
 def user_count(request):
