@@ -16,6 +16,7 @@ from websocket import ABNF
 from extensions.testing import Client
 
 from .frames import CLOSE
+from .server_process import wait_until
 
 
 def connect(server, path, **options):
@@ -187,20 +188,17 @@ def test_database_connection_is_released_while_waiting_and_closed_when_the_view_
     def open_connections():
         return requests.get(django_server.url + '/db/', timeout=10).json()['open']
 
-    def eventually(expected):
-        deadline = time.monotonic() + 10
-        while open_connections() != expected and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return open_connections()
+    def all_closed():
+        return wait_until(lambda: open_connections() == 0, interval=0.05)
 
     ws = connect(django_server, '/ws/db/')
     assert ws.recv() == '1'          # the view queried the database, then waits:
-    assert eventually(0) == 0        # CONN_MAX_AGE would keep it open, superserver not
+    assert all_closed()              # CONN_MAX_AGE would keep it open, superserver not
     ws.send('next')
     assert ws.recv() == '1'          # queried again, and waits inside atomic():
     assert open_connections() == 1   # the transaction keeps its connection...
     ws.close()
-    assert eventually(0) == 0        # ...until the view ends
+    assert all_closed()              # ...until the view ends
 
 
 @pytest.mark.parametrize('origin, allowed', [

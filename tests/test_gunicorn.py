@@ -12,7 +12,7 @@ import websocket
 from werkzeug.serving import make_ssl_devcert
 
 from .in_flight import InFlight, closing, first_sse_data
-from .server_process import PYTHON, ROOT, GunicornProcess
+from .server_process import PYTHON, ROOT, GunicornProcess, wait_until
 from .services import redis_server, requires_redis  # noqa: F401 (redis_server: a fixture)
 
 #: Enough tries for connections to land on every worker; the kernel picks the acceptor.
@@ -97,12 +97,9 @@ def test_websocket_views_release_their_database_connection(project_env):
     try:
         ws = websocket.create_connection(server.ws_url + '/ws/db/', timeout=10)
         assert ws.recv() == '1'
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if requests.get(server.url + '/db/', timeout=10).json()['open'] == 0:
-                break
-            time.sleep(0.05)
-        assert requests.get(server.url + '/db/', timeout=10).json()['open'] == 0
+        assert wait_until(
+            lambda: requests.get(server.url + '/db/', timeout=10).json()['open'] == 0,
+            interval=0.05)
         ws.close()
     finally:
         server.stop()

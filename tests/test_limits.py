@@ -17,7 +17,7 @@ from extensions.config import ServerConfig, WebSocketConfig
 
 from .conftest import ThreadedServer, echo_application
 from .frames import TEXT, client_frame, read_frame
-from .server_process import PYTHON, Process
+from .server_process import PYTHON, Process, wait_until
 
 HANDSHAKE = (b'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n'
              b'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
@@ -163,9 +163,7 @@ def test_closed_websockets_give_back_their_descriptors_at_once():
                    for _ in range(100)]
         for client in clients:
             client.close()
-        deadline = time.monotonic() + 5
-        while process.num_fds() > before and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: process.num_fds() <= before, timeout=5, interval=0.1)
         after_the_close = process.num_fds()
     finally:
         gc.enable()

@@ -7,7 +7,6 @@ import http.client
 import json
 import logging
 import re
-import time
 
 import pytest
 import websocket
@@ -16,6 +15,7 @@ from extensions.config import ServerConfig
 from extensions.proxies import forwarded_client, forwarded_scheme, trusted_networks
 
 from .conftest import ThreadedServer
+from .server_process import wait_until
 
 TRUSTED = trusted_networks(['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8'])
 
@@ -131,11 +131,10 @@ def test_websocket_over_the_wire_and_its_access_log_line(server, caplog):
     ws.close()
     pattern = re.compile(r'^WebSocket /ws from 203\.0\.113\.7 closed 1000 by the client '
                          r'after [\d.]+s, 0 in, 1 out$')
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = [r.getMessage() for r in caplog.records if r.name == 'tests.proxies']
-        if any(pattern.search(line) for line in lines):
-            break
-        time.sleep(0.01)
-    else:
-        raise AssertionError('no access-log line like %r in %r' % (pattern.pattern, lines))
+
+    def lines():
+        return [r.getMessage() for r in caplog.records if r.name == 'tests.proxies']
+
+    logged = wait_until(lambda: any(pattern.search(line) for line in lines()), timeout=5,
+                        interval=0.01)
+    assert logged, 'no access-log line like %r in %r' % (pattern.pattern, lines())
