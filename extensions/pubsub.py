@@ -71,6 +71,25 @@ def _encode(message):
     return True, message
 
 
+# Over Redis a text message is its UTF-8 bytes as they are, so any Redis client can
+# publish to superserver's subscribers (``redis-cli publish group:lobby hi``, an old
+# django-websocket-redis publisher). A binary message starts with 0xFF, a byte that
+# never occurs in UTF-8.
+_BINARY = b'\xff'
+
+
+def _to_wire(is_text, payload):
+    return payload.encode('utf-8') if is_text else _BINARY + payload
+
+
+def _from_wire(data):
+    """The message of a Redis payload: text if it is UTF-8, else bytes."""
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError:
+        return data[1:] if data[:1] == _BINARY else data
+
+
 # -- subscriptions -------------------------------------------------------------------------
 
 class Subscription:
@@ -243,8 +262,7 @@ class RedisBroker(Broker):
         self._changed.set()
 
     def publish(self, channel, message):
-        is_text, payload = _encode(message)
-        data = (b'T' + payload.encode('utf-8')) if is_text else (b'B' + payload)
+        data = _to_wire(*_encode(message))
         for attempt in range(self.PUBLISH_ATTEMPTS):
             try:
                 return self._client.publish(channel, data)
@@ -294,9 +312,7 @@ class RedisBroker(Broker):
                 continue   # nothing yet, or a pong or an unsubscribe confirmation
             channel = message['channel'].decode('utf-8')
             if message['type'] == 'message':
-                data = message['data']
-                self._dispatch(channel, data[1:].decode('utf-8') if data[:1] == b'T'
-                               else data[1:])
+                self._dispatch(channel, _from_wire(message['data']))
             else:
                 self._confirmed.add(channel)
                 self._confirmation.set()

@@ -157,3 +157,21 @@ def test_one_redis_connection_per_process_for_all_subscriptions(servers, redis_s
     assert [count for _, count in client.pubsub_numsub(*rooms)] == [2] * 20   # one each
     for ws in sockets:
         ws.close()
+
+
+def test_any_redis_client_can_publish_text_and_binary_comes_through(servers, redis_server):
+    """On Redis a text message is its UTF-8 bytes as they are: a plain PUBLISH (redis-cli,
+    an old django-websocket-redis publisher) reaches the sockets as text. Binary messages
+    published through superserver stay binary, even when they happen to be valid UTF-8."""
+    a, b = servers
+    ws = join(b, 'raw')
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.publish('group:raw', 'plain «text»'.encode('utf-8')) == 1
+    assert ws.recv() == 'plain «text»'
+    client.publish('group:raw', b'\x80 not UTF-8')
+    assert ws.recv() == b'\x80 not UTF-8'
+    response = requests.post(a.url + '/publish/raw/?binary', data=b'looks like text', timeout=10)
+    assert response.status_code == 204, response.text
+    opcode, data = ws.recv_data()
+    assert (opcode, data) == (websocket.ABNF.OPCODE_BINARY, b'looks like text')
+    ws.close()

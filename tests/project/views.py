@@ -234,8 +234,10 @@ def room(request, name):
 
 @csrf_exempt
 def publish_to_group(request, name):
+    """The body is published as text; with ``?binary``, as bytes."""
+    message = request.body if 'binary' in request.GET else request.body.decode()
     try:
-        publish(group_channel(name), request.body.decode())
+        publish(group_channel(name), message)
     except PublishError as error:
         return HttpResponse(str(error), status=503, content_type='text/plain')
     return HttpResponse(status=204)
