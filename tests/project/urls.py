@@ -1,9 +1,11 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import db_views, stats_views, views
 
 urlpatterns = [
+    path('history/', include('tests.project.history_urls')),
+    path('presence/', include('tests.project.presence_urls')),
     path('', views.plain, name='plain'),
     path('accounts/login/', auth_views.LoginView.as_view()),
     path('db/', views.database_connections),

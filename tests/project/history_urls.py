@@ -1,0 +1,2 @@
+"""History and recovery: views of the tests of extensions.pubsub history."""
+urlpatterns = []

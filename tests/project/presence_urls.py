@@ -1,0 +1,2 @@
+"""Presence: views of the tests of extensions.presence."""
+urlpatterns = []
