@@ -13,22 +13,38 @@
     def news(request):
         return sse.stream(subscribe('news'))      # every message published on 'news'
 
+    def chat(request):                            # a channel with history: nothing missed
+        return sse.stream(subscribe('group:chat', since=sse.last_event_id(request)))
+
+A stream fed by a subscription sends each message's position (on a channel with
+history) as the event id, so a browser that reconnects sends it back as Last-Event-ID and
+the messages it missed come first; a None ``since`` (the first connection) is live only.
+If they cannot all be recovered, an event named ``reset`` (data: the channel, no id)
+comes first instead: the page should reload its state.
+
 While the source is quiet, a comment line goes out every ``heartbeat`` seconds, so that
 proxies keep the stream open and a vanished client is noticed. A graceful shutdown
 (``end_streams``) ends every stream cleanly, and the browser reconnects.
 """
+import logging
 from dataclasses import dataclass
 
 import gevent
 from django.http import StreamingHttpResponse
+from gevent.lock import Semaphore
 from gevent.queue import Empty, Queue
 
-from .pubsub import Subscription
+from .pubsub import Delivery, Subscription, SubscriberTooSlow
 
 __all__ = ['Event', 'stream', 'last_event_id', 'end_streams']
 
+logger = logging.getLogger('superserver.sse')
+
 _END = object()        # queued after a stream's last event
 _open_streams = set()  # the queue of every stream being sent
+#: Events taken from the source ahead of the client: a slow client slows its source
+#: (a subscription then falls behind and ends, and the browser reconnects).
+_AHEAD = 16
 
 
 @dataclass(frozen=True)
@@ -66,21 +82,28 @@ def last_event_id(request):
 def _as_event(item):
     if isinstance(item, Event):
         return item
-    if isinstance(item, tuple):   # (channel, message) from a Subscription
-        item = item[1]
-    if isinstance(item, bytes):
-        item = item.decode('utf-8')
-    return Event(item)
+    if isinstance(item, Delivery):   # from a Subscription
+        if item.reset:
+            return Event(item.channel, event='reset')
+        return Event(_text(item.message), id=item.position)
+    return Event(_text(item))
+
+
+def _text(message):
+    return message.decode('utf-8') if isinstance(message, bytes) else message
 
 
 def _events(source, heartbeat, retry):
     """The response body: events from ``source`` as they come, comments in between."""
-    queue = Queue()
+    queue, room = Queue(), Semaphore(_AHEAD)
 
     def produce():
         try:
             for item in source:
+                room.acquire()
                 queue.put(_as_event(item))
+        except SubscriberTooSlow as error:
+            logger.warning('ending an event stream: %s', error)
         finally:
             queue.put(_END)
 
@@ -98,6 +121,7 @@ def _events(source, heartbeat, retry):
                 continue
             if event is _END:
                 return
+            room.release()
             yield event.encode()
     finally:
         _open_streams.discard(queue)

@@ -1,9 +1,12 @@
 """The in-process broker and the SSE encoding, without a server."""
+import json
+
 import pytest
 from django.test import RequestFactory
 
 from extensions import sse
 from extensions.pubsub import (
+    Delivery,
     MemoryBroker,
     SubscriberTooSlow,
     group_channel,
@@ -77,3 +80,22 @@ def test_last_event_id():
     factory = RequestFactory()
     assert sse.last_event_id(factory.get('/', HTTP_LAST_EVENT_ID='41')) == '41'
     assert sse.last_event_id(factory.get('/')) is None
+
+
+def test_envelopes_forward_sends_with_positions():
+    assert json.loads(Delivery('group:a', 'hi', '5-6').envelope()) == {
+        'channel': 'group:a', 'position': '5-6', 'data': 'hi'}
+    assert json.loads(Delivery('group:a', b'\xff\x00').envelope()) == {
+        'channel': 'group:a', 'position': None, 'binary': '/wA='}
+    assert json.loads(Delivery.lost('group:a').envelope()) == {'channel': 'group:a',
+                                                                'reset': True}
+
+
+@pytest.mark.parametrize('delivery, encoded', [
+    (Delivery('news', 'kept', '5-6'), b'id: 5-6\ndata: kept\n\n'),
+    (Delivery('news', 'live only'), b'data: live only\n\n'),
+    (Delivery.lost('news'), b'event: reset\ndata: news\n\n'),
+])
+def test_deliveries_as_events(delivery, encoded):
+    """The position is the event id, so Last-Event-ID resumes; a reset is named."""
+    assert sse._as_event(delivery).encode() == encoded

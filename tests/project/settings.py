@@ -12,6 +12,13 @@ ALLOWED_HOSTS = ['127.0.0.1', 'localhost', 'allowed-host.example']
 CSRF_TRUSTED_ORIGINS = ['https://trusted.example', 'https://*.wild.example']
 SUPERSERVER_ALLOWED_ORIGINS = ['http://allowed.example']
 SUPERSERVER_BROKER = os.environ.get('SUPERSERVER_TEST_BROKER', 'memory://')
+SUPERSERVER_PRESENCE_TIMEOUT = float(os.environ.get('SUPERSERVER_TEST_PRESENCE_TIMEOUT', 15))
+# History and recovery (tests/test_history.py): group:history-* rooms keep plenty,
+# group:short-* rooms only their last 5 messages.
+SUPERSERVER_CHANNEL_HISTORY = {
+    'group:history-*': {'size': 2000, 'ttl': 600},
+    'group:short-*': {'size': 5},
+}
 SUPERSERVER_GRACEFUL_TIMEOUT = float(os.environ.get('SUPERSERVER_TEST_GRACEFUL_TIMEOUT', 30))
 SUPERSERVER_DATABASE_CONNECTIONS = int(os.environ.get('SUPERSERVER_TEST_DATABASE_CONNECTIONS', 10))
 # Behind nginx (tests/test_nginx.py): SUPERSERVER_TEST_TRUSTED_PROXIES=127.0.0.1.
