@@ -64,4 +64,7 @@ LOGOUT_REDIRECT_URL = '/'
 
 # Fan-out: memory:// serves this process only; redis://127.0.0.1:6379/0 every process.
 SUPERSERVER_BROKER = os.environ.get('SUPERSERVER_BROKER', 'memory://')
+# The chat keeps each room's last 200 messages for a day: a page that reconnects gets what
+# it missed, a page that loads shows the conversation so far.
+SUPERSERVER_CHANNEL_HISTORY = {'group:chat-*': {'size': 200, 'ttl': 24 * 3600}}
 DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'

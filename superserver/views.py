@@ -1,5 +1,5 @@
+import json
 import time
-from contextlib import suppress
 from datetime import datetime, timezone
 
 import gevent
@@ -11,7 +11,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from extensions import sse
 from extensions.decorators import require_websocket
-from extensions.pubsub import PublishError, forward, group_channel, publish
+from extensions.presence import join, presence, presence_channel
+from extensions.pubsub import BEGINNING, forward, group_channel, publish
 
 
 def index(request):
@@ -48,19 +49,22 @@ def chat_page(request, room):
 @require_websocket
 def chat(request, room):
     """A chat room is a channel: what one member says, every member (in every server
-    process, with Redis) hears, with notices when people join and leave."""
+    process, with Redis) hears, and who is in the room is its presence.
+
+    The room keeps its recent messages (``SUPERSERVER_CHANNEL_HISTORY``). The page asks
+    for those after the last position it showed (``?since=``; none: all that is kept), so
+    a reconnect loses nothing and a reload shows the conversation. Each frame carries its
+    position; a ``reset`` frame says the page's position is too old to recover from."""
     websocket = request.environ['wsgi.websocket']
     channel = group_channel('chat-%s' % room)
     user = request.user.get_username()
-    with forward(websocket, channel):
-        publish(channel, {'kind': 'join', 'user': user})
-        try:
-            for text in websocket:
-                if isinstance(text, str) and text.strip():
-                    publish(channel, {'kind': 'message', 'user': user, 'text': text[:2000]})
-        finally:
-            with suppress(PublishError):   # a Redis outage must not hide why we are here
-                publish(channel, {'kind': 'leave', 'user': user})
+    since = request.GET.get('since') or BEGINNING
+    with forward(websocket, channel, presence_channel(channel), since={channel: since},
+                 positions=True), join(channel, user):
+        websocket.send(json.dumps({'kind': 'members', 'members': presence(channel)}))
+        for text in websocket:
+            if isinstance(text, str) and text.strip():
+                publish(channel, {'kind': 'message', 'user': user, 'text': text[:2000]})
 
 
 def clock_page(request):

@@ -118,7 +118,8 @@ def test_a_reload_keeps_the_conversation_and_shows_who_is_here(site, browser):
     # Each line once: the reload asked for everything the room keeps, nothing twice.
     assert [line for line in chat_lines(bob) if 'before the reload' in line] == said
     wait_for_text(bob, '#members', 'alice')
-    assert sorted(bob.find_element(By.ID, 'members').text.split()) == ['alice', 'bob']
+    members = bob.find_elements(By.CSS_SELECTOR, '#members li')
+    assert [member.text for member in members] == ['alice', 'bob']
 
 
 @pytest.fixture

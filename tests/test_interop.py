@@ -17,10 +17,11 @@ from websockets.sync.client import connect
 from extensions.config import WebSocketConfig
 from extensions.pubsub import MemoryBroker
 
+from .chromium import CHROMEDRIVER, CHROMIUM, browser  # noqa: F401 (browser: a fixture)
 from .conftest import ThreadedServer
 from .frames import BINARY, CLOSE, TEXT, client_frame, close_payload, read_frames
 from .server_process import ROOT
-from .test_browser import CHROMIUM, CHROMEDRIVER, browser, site, wait_for_text  # noqa: F401
+from .test_browser import site, wait_for_text  # noqa: F401 (site: a fixture)
 from .test_compression import zip_bomb
 
 NODE_CLIENT = ROOT / 'tests' / 'node' / 'ws_client.js'

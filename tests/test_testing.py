@@ -21,7 +21,7 @@ from extensions.pubsub import group_channel, publish
 from extensions.testing import Client, LiveServerTestCase, NotAccepted
 
 from .server_process import PYTHON, ROOT
-from .test_browser import CHROMEDRIVER, CHROMIUM, browser  # noqa: F401
+from .chromium import CHROMEDRIVER, CHROMIUM, browser  # noqa: F401
 
 NODE_READY = shutil.which('node') and (ROOT / 'tests' / 'node' / 'node_modules' / 'ws').is_dir()
 
@@ -209,7 +209,7 @@ def test_the_demo_chat_tests_under_a_patched_manage_py_test(tmp_path):
                             env={**os.environ, 'DJANGO_SETTINGS_MODULE': 'superserver.settings',
                                  'DJANGO_DATABASE': str(tmp_path / 'db.sqlite3')})
     assert result.returncode == 0, result.stderr
-    assert 'Ran 3 tests' in result.stderr
+    assert 'Ran 5 tests' in result.stderr
 
 
 # -- the live server -------------------------------------------------------------------------

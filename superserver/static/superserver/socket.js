@@ -1,4 +1,5 @@
-// A websocket to a path of this site that reconnects when the server closes it (1012
+// A websocket to a path of this site (or to the path a function gives at each connect)
+// that reconnects when the server closes it (1012
 // when it restarts after a code change, 1001 when it stops) or the connection drops,
 // waiting longer after each failure. It keeps the page's status badge and Send button
 // in step, and notes connects and closes in the page's log.
@@ -6,7 +7,7 @@
 // Leaving the page closes the socket, even when the browser keeps the page in its
 // back/forward cache (it would keep the socket open too); coming back reconnects.
 function connectSocket(path, onmessage) {
-  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path;
+  const origin = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host;
   const status = document.getElementById('status');
   const button = document.getElementById('send');
   const connection = { socket: null, delay: 250, hidden: false };
@@ -28,6 +29,7 @@ function connectSocket(path, onmessage) {
   }
 
   function connect() {
+    const url = origin + (typeof path === 'function' ? path() : path);
     const socket = new WebSocket(url);
     connection.socket = socket;
     socket.onopen = () => {
