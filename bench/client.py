@@ -10,13 +10,17 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import sys
 import time
+import urllib.request
 from contextlib import suppress
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import psutil
 from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
+
+from extensions.history import BEGINNING
 
 try:
     import uvloop
@@ -99,22 +103,23 @@ class Connection(WSListener):
             self._waiter.set_exception(self.lost())
 
 
-async def open_connections(url, count, max_seconds=None):
-    """(connections, failures): ``count`` websockets opened IN_FLIGHT at a time, and
-    why the others did not open (those still opening after ``max_seconds`` are given
-    up). Sends the Origin a browser would."""
+async def open_connections(urls, max_seconds=None, listener=Connection):
+    """(connections, failures): a websocket to each of ``urls``, opened IN_FLIGHT at a
+    time, and why the others did not open (those still opening after ``max_seconds``
+    are given up). Sends the Origin a browser would. ``listener()`` makes each
+    connection's ``Connection``."""
     gate = asyncio.Semaphore(IN_FLIGHT)
-    origin = 'http://%s' % urlsplit(url).netloc
 
-    async def one():
+    async def one(url):
+        origin = 'http://%s' % urlsplit(url).netloc
         async with gate:
             _, connection = await asyncio.wait_for(
-                ws_connect(Connection, url, extra_headers={'Origin': origin},
+                ws_connect(listener, url, extra_headers={'Origin': origin},
                            websocket_handshake_timeout=CONNECT_TIMEOUT),
                 CONNECT_TIMEOUT)
             return connection
 
-    done, pending = await asyncio.wait([asyncio.ensure_future(one()) for _ in range(count)],
+    done, pending = await asyncio.wait([asyncio.ensure_future(one(url)) for url in urls],
                                        timeout=max_seconds)
     for task in pending:
         task.cancel()
@@ -124,12 +129,12 @@ async def open_connections(url, count, max_seconds=None):
     return [task.result() for task in done if task.exception() is None], failures
 
 
-async def open_all(url, count):
-    """``count`` websockets, or the first reason one did not open."""
-    connections, failures = await open_connections(url, count)
+async def open_all(urls, listener=Connection):
+    """A websocket to each of ``urls``, or the first reason one did not open."""
+    connections, failures = await open_connections(urls, listener=listener)
     if failures:
         raise ConnectionError('%d of %d connections did not open, first: %r'
-                              % (len(failures), count, failures[0]))
+                              % (len(failures), len(urls), failures[0]))
     return connections
 
 
@@ -190,7 +195,7 @@ def percentile(ordered, fraction):
 async def echo(url, connections, size, binary, duration):
     """S1, S2: every connection sends ``size`` bytes and waits for their echo, in a loop,
     for ``duration`` seconds."""
-    clients = await open_all(url, connections)
+    clients = await open_all([url] * connections)
     for client in clients:   # the server's first-message paths, out of the timing
         if not await echoes(client, b'warm-up'):
             raise AssertionError('the warm-up message did not come back as it was sent')
@@ -219,14 +224,14 @@ async def idle(url, connections, max_seconds, samples, settle, server_pid):
     how long they take to open, how much the server's RSS grows, and whether ``samples``
     of them still echo. The server is given ``settle`` seconds before each RSS reading."""
     server = psutil.Process(server_pid)
-    warm_up = await open_all(url, 1)   # lazy imports and caches, out of the baseline
+    warm_up = await open_all([url])   # lazy imports and caches, out of the baseline
     if not await echoes(warm_up[0], b'warm-up'):
         raise AssertionError('the warm-up message did not come back as it was sent')
     await close_all(warm_up)
     await asyncio.sleep(settle)
     rss_before = server.memory_info().rss
     started = time.perf_counter()
-    clients, failures = await open_connections(url, connections, max_seconds)
+    clients, failures = await open_connections([url] * connections, max_seconds)
     opened_in = time.perf_counter() - started
     await asyncio.sleep(settle)
     rss_after = server.memory_info().rss
@@ -268,7 +273,7 @@ async def broadcast(url, clients, rounds, size, max_seconds):
     """S4: ``clients`` websockets on a broadcast endpoint; in each of ``rounds`` (fewer
     if they take more than ``max_seconds``) the first client sends ``size`` bytes, which
     the server sends to every client (itself too); the next starts when all have them."""
-    connections = await open_all(url, clients)
+    connections = await open_all([url] * clients)
     tally = Tally(len(connections))
     for connection in connections:
         connection.on_message = tally.delivered
@@ -293,7 +298,112 @@ async def broadcast(url, clients, rounds, size, max_seconds):
             'round_ms': seconds / done * 1000}
 
 
-SCENARIOS = {'echo': echo, 'idle': idle, 'broadcast': broadcast}
+def post(url, method='POST'):
+    """The body of a request to ``url`` (the harness's own servers, on loopback)."""
+    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=60) as answer:
+        return answer.read()
+
+
+async def poll(url, wanted, max_seconds):
+    """Seconds until the JSON at ``url`` holds ``wanted`` (a dict's items), polled."""
+    loop, started = asyncio.get_running_loop(), time.perf_counter()
+    while time.perf_counter() - started < max_seconds:
+        answer = json.loads(await loop.run_in_executor(None, post, url, 'GET'))
+        if answer.items() >= wanted.items():
+            return time.perf_counter() - started
+        await asyncio.sleep(0.05)
+    raise TimeoutError('%s did not show %s within %g s (last: %s)'
+                       % (url, wanted, max_seconds, answer))
+
+
+def cpu_seconds(pids):
+    """CPU time (user and system) the processes ``pids`` have used so far."""
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+
+
+class Catchup(Connection):
+    """A reconnected client's recovery: every message it missed, then done."""
+
+    def __init__(self, expected):
+        super().__init__()
+        self.expected, self.received, self.wrong = expected, 0, 0
+        self.done = asyncio.get_running_loop().create_future()
+        self.on_message = self.delivered
+
+    def delivered(self, frame):
+        data = json.loads(frame).get('data')
+        self.wrong += data != 'message %d' % self.received
+        self.received += 1
+        if self.received == self.expected and not self.done.done():
+            self.done.set_result(time.perf_counter())
+
+
+async def recovery(urls, messages, publish_url, pids, max_seconds):
+    """R1: a websocket to each of ``urls`` (a view forwarding a channel with history,
+    with positions); each notes the position of a first message, all leave, ``messages``
+    are published, and all come back at once asking for what came after that position.
+    How long until every client has every message it missed, in order."""
+    loop = asyncio.get_running_loop()
+    # From the beginning of the (new) history: the first message comes even if it is
+    # published before the server's subscription is made.
+    connections = await open_all(['%s?since=%s' % (url, BEGINNING) for url in urls])
+    firsts = [loop.create_future() for _ in connections]
+    for connection, first in zip(connections, firsts):
+        connection.on_message = lambda frame, first=first: (
+            first.done() or first.set_result(json.loads(frame)['position']))
+    await loop.run_in_executor(None, post, publish_url + '?count=1&text=first')
+    positions = await within(REPLY_TIMEOUT, asyncio.gather(*firsts), 'the first message')
+    await close_all(connections)
+    await loop.run_in_executor(None, post, publish_url + '?count=%d' % messages)
+    cpu_before, started = cpu_seconds(pids), time.perf_counter()
+    catchups = await open_all([url + '?since=' + quote(position)
+                               for url, position in zip(urls, positions)],
+                              listener=lambda: Catchup(messages))
+    ended = max(await within(max_seconds, asyncio.gather(*(c.done for c in catchups)),
+                             'every client recovering every message'))
+    cpu = cpu_seconds(pids) - cpu_before
+    await close_all(catchups)
+    if wrong := sum(catchup.wrong for catchup in catchups):
+        raise AssertionError('%d recovered messages were not the ones missed, in order' % wrong)
+    seconds = ended - started
+    return {'clients': len(urls), 'messages': messages, 'seconds': seconds,
+            'deliveries_per_s': len(urls) * messages / seconds, 'server_cpu_s': cpu}
+
+
+async def presence(urls, presence_urls, pids, redis_url, idle_seconds, max_seconds):
+    """P1: websockets to two processes (``urls``: a list for each) of a view that joins
+    the presence of a channel as the member its query names. How long until each process
+    sees them all, how long a query of the presence takes, what they cost Redis and the
+    idle servers, and how long until the members of the second process are gone once it
+    is killed (-9: it cannot say goodbye)."""
+    import redis
+    client = redis.Redis.from_url(redis_url)
+    memory_before = client.info('memory')['used_memory']
+    loop, started = asyncio.get_running_loop(), time.perf_counter()
+    connections = await open_all([url for process in urls for url in process])
+    opened_s = time.perf_counter() - started
+    everyone = {'members': len(connections), 'connections': len(connections)}
+    seen_s = [await poll(url, everyone, max_seconds) for url in presence_urls]
+    queries = []
+    for _ in range(20):
+        answer = json.loads(await loop.run_in_executor(None, post, presence_urls[0], 'GET'))
+        queries.append(answer['query_ms'])
+    memory_after = client.info('memory')['used_memory']
+    cpu_before = [cpu_seconds([pid]) for pid in pids]
+    await asyncio.sleep(idle_seconds)
+    idle_cpu = [cpu_seconds([pid]) - before for pid, before in zip(pids, cpu_before)]
+    os.kill(pids[1], signal.SIGKILL)
+    gone_s = await poll(presence_urls[0], {'members': len(urls[0])}, max_seconds)
+    await close_all([c for c in connections if not c.transport.is_disconnected])
+    return {'connections': len(connections), 'open_s': opened_s, 'seen_s': max(seen_s),
+            'query_ms': sorted(queries)[len(queries) // 2],
+            'redis_bytes_per_connection': (memory_after - memory_before) / len(connections),
+            'idle_cpu_percent': [cpu / idle_seconds * 100 for cpu in idle_cpu],
+            'killed_gone_s': gone_s}
+
+
+SCENARIOS = {'echo': echo, 'idle': idle, 'broadcast': broadcast, 'recovery': recovery,
+             'presence': presence}
 
 
 def raise_open_file_limit():

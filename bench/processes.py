@@ -49,7 +49,7 @@ class ServerProcess:
     hard open-file limit (10,000 connections need it); its output goes to ``log``.
     ``taskset`` and ``prlimit`` exec the server, so ``pid`` is the server's own."""
 
-    def __init__(self, server, log):
+    def __init__(self, server, log, env=None):
         self.port = free_port()
         hard_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         command = [*pinned(SERVER_CORE), 'prlimit', '--nofile=%d:%d' % (hard_limit, hard_limit),
@@ -58,7 +58,8 @@ class ServerProcess:
         with open(log, 'a') as output:
             output.write('\n=== %s\n' % shlex.join(command))
             output.flush()
-            self.process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdin=subprocess.DEVNULL,
+            self.process = subprocess.Popen(command, cwd=ROOT, env={**ENV, **(env or {})},
+                                            stdin=subprocess.DEVNULL,
                                             stdout=output, stderr=subprocess.STDOUT,
                                             process_group=0)
         try:

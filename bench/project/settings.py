@@ -4,6 +4,8 @@
 Each server logs as it does by default (superserver and uvicorn one line per request);
 the harness sends their output to bench/results/logs/.
 """
+import os
+
 SECRET_KEY = 'benchmarks-only'
 DEBUG = False
 ALLOWED_HOSTS = ['127.0.0.1', 'localhost']
@@ -66,3 +68,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = 'static/'
 DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'
+
+# python -m bench.fanout runs two servers on one Redis (BENCH_BROKER); the other
+# scenarios keep the in-process broker.
+SUPERSERVER_BROKER = os.environ.get('BENCH_BROKER', 'memory://')
+SUPERSERVER_CHANNEL_HISTORY = {'recover': {'size': 10000}}
+SUPERSERVER_PRESENCE_TIMEOUT = float(os.environ.get('BENCH_PRESENCE_TIMEOUT', 15))
