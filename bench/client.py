@@ -350,7 +350,7 @@ async def recovery(urls, messages, publish_url, pids, max_seconds):
     firsts = [loop.create_future() for _ in connections]
     for connection, first in zip(connections, firsts):
         connection.on_message = lambda frame, first=first: (
-            first.done() or first.set_result(json.loads(frame)['position']))
+            first.done() or first.set_result(json.loads(frame).get('position') or frame))
     await loop.run_in_executor(None, post, publish_url + '?count=1&text=first')
     positions = await within(REPLY_TIMEOUT, asyncio.gather(*firsts), 'the first message')
     await close_all(connections)
@@ -370,17 +370,20 @@ async def recovery(urls, messages, publish_url, pids, max_seconds):
             'deliveries_per_s': len(urls) * messages / seconds, 'server_cpu_s': cpu}
 
 
-async def presence(urls, presence_urls, pids, redis_url, idle_seconds, max_seconds):
-    """P1: websockets to two processes (``urls``: a list for each) of a view that joins
-    the presence of a channel as the member its query names. How long until each process
-    sees them all, how long a query of the presence takes, what they cost Redis and the
-    idle servers, and how long until the members of the second process are gone once it
-    is killed (-9: it cannot say goodbye)."""
+async def presence(urls, per_process, presence_urls, pids, redis_url, idle_seconds,
+                   max_seconds):
+    """P1: ``per_process`` websockets to each of two processes (``urls``) of a view that
+    joins the presence of a channel as the member its query names. How long until each
+    process sees them all, how long a query of the presence takes, what they cost Redis
+    and the idle servers, and how long until the members of the second process are gone
+    once it is killed (-9: it cannot say goodbye)."""
     import redis
     client = redis.Redis.from_url(redis_url)
     memory_before = client.info('memory')['used_memory']
     loop, started = asyncio.get_running_loop(), time.perf_counter()
-    connections = await open_all([url for process in urls for url in process])
+    connections = await open_all(['%s?member=m%d-%d' % (url, process, number)
+                                  for process, url in enumerate(urls)
+                                  for number in range(per_process)])
     opened_s = time.perf_counter() - started
     everyone = {'members': len(connections), 'connections': len(connections)}
     seen_s = [await poll(url, everyone, max_seconds) for url in presence_urls]
@@ -393,7 +396,7 @@ async def presence(urls, presence_urls, pids, redis_url, idle_seconds, max_secon
     await asyncio.sleep(idle_seconds)
     idle_cpu = [cpu_seconds([pid]) - before for pid, before in zip(pids, cpu_before)]
     os.kill(pids[1], signal.SIGKILL)
-    gone_s = await poll(presence_urls[0], {'members': len(urls[0])}, max_seconds)
+    gone_s = await poll(presence_urls[0], {'members': per_process}, max_seconds)
     await close_all([c for c in connections if not c.transport.is_disconnected])
     return {'connections': len(connections), 'open_s': opened_s, 'seen_s': max(seen_s),
             'query_ms': sorted(queries)[len(queries) // 2],

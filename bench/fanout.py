@@ -66,9 +66,9 @@ def recovery(redis, logs, clients, messages):
 def presence(redis, logs, connections, timeout):
     servers = two_servers(redis, logs, {'BENCH_PRESENCE_TIMEOUT': str(timeout)})
     try:
-        urls = [[server.url('/ws/present/?member=m%d-%d' % (n, i))
-                 for i in range(connections // 2)] for n, server in enumerate(servers)]
-        return run_client({'scenario': 'presence', 'urls': urls,
+        return run_client({'scenario': 'presence',
+                           'urls': [server.url('/ws/present/') for server in servers],
+                           'per_process': connections // 2,
                            'presence_urls': [s.url('/presence/', 'http') for s in servers],
                            'pids': [server.pid for server in servers], 'redis_url': redis.url,
                            'idle_seconds': 10, 'max_seconds': 120 + timeout})
@@ -79,7 +79,8 @@ def presence(redis, logs, connections, timeout):
 
 def report(r1, p1, arguments):
     lines = ['# Fan-out across two processes on one Redis', '',
-             '`python -m bench.fanout %s`' % ' '.join(sys.argv[1:]), '',
+             '`python -m bench.fanout %s`: both servers on core 0, the clients and '
+             'redis-server on core 1.' % ' '.join(sys.argv[1:]), '',
              '## R1: %s clients recover %s missed messages each, all at once'
              % (format(r1['clients'], ','), format(r1['messages'], ',')), '',
              '| time until all have all | deliveries/s | CPU of both servers |',
@@ -90,7 +91,7 @@ def report(r1, p1, arguments):
              % format(p1['connections'], ','), '',
              '| | |', '|---|---:|',
              '| all open | %.1f s |' % p1['open_s'],
-             '| both processes see them all | %.1f s later |' % p1['seen_s'],
+             '| both processes see them all | %.0f ms later |' % (p1['seen_s'] * 1000),
              '| `presence(channel)` of %s members (median of 20) | %.1f ms |'
              % (format(p1['connections'], ','), p1['query_ms']),
              '| Redis memory per connection | %d bytes |' % p1['redis_bytes_per_connection'],

@@ -299,12 +299,13 @@ class RedisPresence:
 
     def __init__(self, url, timeout, log_url=None):
         import redis   # only projects that use Redis need redis-py
+        from .redisclients import blocking
         # Unreachable, or refusing (out of memory, a read-only replica): kept here meanwhile.
         self._redis_errors = (redis.RedisError, OSError)
         self.url = log_url or url
         self.timeout = timeout
         self.process_id = uuid.uuid4().hex
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        client = blocking(redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5))
         self.store = RedisPresenceStore(client, self.process_id, timeout)
         self._counts = LocalCounts()
         self._dirty = set()        # (channel, member) whose count Redis may not have

@@ -559,11 +559,12 @@ class RedisBroker(Broker):
     def __init__(self, url, max_pending=None, history=None):
         super().__init__(max_pending, history)
         import redis   # only projects that use Redis need redis-py
+        from .redisclients import blocking
         self._redis_errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         parts = urlsplit(url)
         self.url = '%s://%s:%s%s' % (parts.scheme, parts.hostname, parts.port or 6379,
                                      parts.path)   # for the log: no password
-        self._client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        self._client = blocking(redis.Redis.from_url(url, socket_connect_timeout=2))
         self._kept = RedisHistory(self._client)
         self._confirmed = set()     # channels Redis confirmed on the current connection
         self._confirmation = Event()

@@ -574,3 +574,20 @@ def test_recovery_over_the_memory_broker(django_server):
     assert [stream.next() for _ in range(2)] == [{'id': positions[4], 'data': 'm4'},
                                                  {'id': live, 'data': 'live'}]
     stream.close()
+
+
+@requires_redis
+def test_three_hundred_subscriptions_recovering_at_once_in_one_process_all_recover(servers):
+    """Their history reads reach Redis at the same moment. redis-py's own pool refuses a
+    101st connection ("Too many connections": each refused reader would get a reset);
+    the broker's pool makes a read wait for a free connection instead."""
+    a, _ = servers
+    name = 'history-crowd'
+    since = publish(a, name, 'before')
+    missed = ['missed %d' % n for n in range(20)]
+    for text in missed:
+        publish(a, name, text)
+    response = requests.get(a.url + '/history/recover-at-once/%s/' % name, timeout=120,
+                            params={'since': since, 'count': len(missed), 'readers': 300})
+    assert response.status_code == 200, response.text
+    assert response.json()['read'] == [missed] * 300

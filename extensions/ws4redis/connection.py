@@ -9,6 +9,7 @@ import functools
 import redis
 from django.core.signals import setting_changed
 
+from ..redisclients import blocking
 from . import conf
 
 
@@ -16,9 +17,9 @@ from . import conf
 def client():
     """The process's Redis client (redis-py keeps a pool of connections behind it)."""
     options = conf.connection()
-    if options is not None:
-        return redis.Redis(**options)   # host/port/db/password, or unix_socket_path
-    return redis.Redis.from_url(conf.broker_url())
+    if options is not None:   # host/port/db/password, or unix_socket_path
+        return blocking(redis.Redis(**options))
+    return blocking(redis.Redis.from_url(conf.broker_url()))
 
 
 def _forget_client(setting, **kwargs):

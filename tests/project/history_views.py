@@ -2,6 +2,7 @@
 resumes from Last-Event-ID, and a publisher that answers with the position."""
 import json
 
+import gevent
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -37,3 +38,18 @@ def publish_to_room(request, name):
     except PublishError as error:
         return HttpResponse(str(error), status=503, content_type='text/plain')
     return JsonResponse({'position': position})
+
+
+def recover_at_once(request, name):
+    """``?readers=`` subscriptions recovering after ``?since=`` at the same moment, in
+    greenlets of this request: what each read (``?count=`` messages or a reset)."""
+    channel, count = group_channel(name), int(request.GET['count'])
+
+    def recover():
+        with subscribe(channel, since=request.GET['since']) as subscription:
+            deliveries = [subscription.get(timeout=30) for _ in range(count)]
+            return [None if delivery.reset else delivery.message for delivery in deliveries]
+
+    readers = [gevent.spawn(recover) for _ in range(int(request.GET['readers']))]
+    gevent.joinall(readers, raise_error=True)
+    return JsonResponse({'read': [reader.value for reader in readers]})
