@@ -1,7 +1,7 @@
-"""Services the tests start for real: redis-server.
+"""Services the tests start for real: redis-server, and two test-project servers on it.
 
-Import ``redis_server`` (a fixture) into a test module to use it, and mark the module
-``requires_redis``.
+Import ``redis_server`` (a fixture), and ``servers`` for the two servers, into a test
+module to use them, and mark the module ``requires_redis``.
 """
 import os
 import shutil
@@ -11,7 +11,7 @@ import time
 import pytest
 import redis
 
-from .server_process import free_port
+from .server_process import ServerProcess, free_port
 
 #: Skipped on a developer's machine without redis-server; never in CI, where it must run.
 requires_redis = pytest.mark.skipif(
@@ -55,3 +55,14 @@ def redis_server(tmp_path_factory):
     server = RedisProcess(tmp_path_factory.mktemp('redis'))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope='module')
+def servers(project_env, redis_server):
+    """Servers A and B of the test project (``tests/project/``), both on ``redis_server``."""
+    env = {**project_env, 'SUPERSERVER_TEST_BROKER': redis_server.url}
+    pair = [ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', env=env)
+            for _ in range(2)]
+    yield pair
+    for server in pair:
+        server.stop()

@@ -3,27 +3,15 @@ import asyncio
 import subprocess
 import time
 
-import pytest
 import redis
 import requests
 import websocket
 from websockets.asyncio.client import connect
 
-from .server_process import PYTHON, ROOT, ServerProcess, wait_until
-from .services import redis_server, requires_redis  # noqa: F401 (redis_server: a fixture)
+from .server_process import PYTHON, ROOT, wait_until
+from .services import redis_server, requires_redis, servers  # noqa: F401 (fixtures)
 
 pytestmark = requires_redis
-
-
-@pytest.fixture(scope='module')
-def servers(project_env, redis_server):
-    """Servers A and B, both on the same Redis."""
-    env = {**project_env, 'SUPERSERVER_TEST_BROKER': redis_server.url}
-    pair = [ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', env=env)
-            for _ in range(2)]
-    yield pair
-    for server in pair:
-        server.stop()
 
 
 def join(server, room):

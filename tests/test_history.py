@@ -13,8 +13,8 @@ from extensions.history import (BEGINNING, HistoryRules, MemoryHistory, Policy, 
                                 RedisHistory, Snapshot, parse_position, recoverable)
 from extensions.pubsub import Delivery, MemoryBroker, SubscriberTooSlow
 
-from .server_process import ServerProcess, wait_until
-from .services import redis_server, requires_redis  # noqa: F401 (redis_server: a fixture)
+from .server_process import wait_until
+from .services import redis_server, requires_redis, servers  # noqa: F401 (fixtures)
 
 HISTORY = {'h:short': {'size': 3}, 'h:brief': {'ttl': 10}, 'h:*': {'size': 100}}
 
@@ -311,18 +311,6 @@ BEGINNING_POSITION = Position.parse(BEGINNING)
 
 
 # -- two server processes on one Redis ------------------------------------------------------
-
-@pytest.fixture(scope='module')
-def servers(project_env, redis_server):
-    """Servers A and B, both on the same Redis (tests/project/settings.py: the history of
-    group:history-* and group:short-* rooms)."""
-    env = {**project_env, 'SUPERSERVER_TEST_BROKER': redis_server.url}
-    pair = [ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', env=env)
-            for _ in range(2)]
-    yield pair
-    for server in pair:
-        server.stop()
-
 
 class Room:
     """A websocket on /history/ws/<name>/: JSON frames, the history first."""
