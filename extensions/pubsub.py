@@ -700,7 +700,7 @@ def get_broker():
     if _broker is None:
         from django.conf import settings
         url = getattr(settings, 'SUPERSERVER_BROKER', 'memory://')
-        history = HistoryRules(getattr(settings, 'SUPERSERVER_CHANNEL_HISTORY', None))
+        history = HistoryRules(getattr(settings, 'SUPERSERVER_CHANNEL_HISTORY', {}))
         if url.startswith('memory://'):
             _broker = MemoryBroker(history=history)
         elif url.startswith(('redis://', 'rediss://', 'unix://')):

@@ -465,8 +465,10 @@ def test_redis_restarted_empty_gets_presence_again_from_the_live_processes(serve
     joins = enter(a, 'restart', 'dave')
     for process, mark in zip(servers, marks):
         process.wait_for('presence is kept here and sent when it is back', start=mark)
+    # No snapshot and no append-only file to load: the new Redis starts empty. (Its keys
+    # cannot be read to show it: the processes write their presence as soon as it answers.)
+    assert list(redis_server.directory.iterdir()) == []
     redis_server.start()
-    assert redis.Redis.from_url(redis_server.url).keys('*') == []   # empty indeed
     assert everywhere(servers, 'restart', {'alice': 1, 'bob': 1, 'dave': 1}, timeout=30), \
         members(a, 'restart')
     for process, mark in zip(servers, marks):
