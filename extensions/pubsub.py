@@ -34,6 +34,7 @@ import logging
 import time
 from collections import deque
 from contextlib import contextmanager
+from functools import cached_property, partial
 from itertools import chain
 from operator import itemgetter
 from urllib.parse import urlsplit
@@ -46,6 +47,7 @@ from .exceptions import ConnectionClosed, WebSocketError
 from .history import (BEGINNING, HistoryRules, MemoryHistory, Position, RedisHistory,
                       parse_position, recoverable)
 from .protocol import SharedMessage
+from .recovery import RecentPages
 
 __all__ = ['publish', 'subscribe', 'forward', 'get_broker', 'group_channel', 'user_channel',
            'session_channel', 'Delivery', 'BEGINNING', 'PublishError', 'SubscriberTooSlow',
@@ -118,14 +120,19 @@ class Delivery(tuple):
     lost before the ones that follow (its message and position are None)."""
 
     position = None
+    at = None   # position as a history.Position
     reset = False
     channel = property(itemgetter(0))
     message = property(itemgetter(1))
 
     def __new__(cls, channel, message, position=None):
+        """``position``: a string of ours, or a ``history.Position``."""
         delivery = tuple.__new__(cls, (channel, message))
         if position is not None:
-            delivery.position = position
+            if isinstance(position, Position):
+                delivery.at, delivery.position = position, str(position)
+            else:
+                delivery.at, delivery.position = Position.parse(position), position
         return delivery
 
     @classmethod
@@ -140,10 +147,8 @@ class Delivery(tuple):
             return 'Delivery(%r, reset=True)' % self.channel
         return 'Delivery(%r, %r, position=%r)' % (self.channel, self.message, self.position)
 
-    def envelope(self):
-        """The JSON text ``forward(..., positions=True)`` sends: ``{"channel",
-        "position", "data"}``, ``"binary"`` (base64) instead of ``"data"`` for bytes,
-        ``{"channel", "reset": true}`` for a reset."""
+    @cached_property
+    def _envelope(self):
         if self.reset:
             return json.dumps({'channel': self.channel, 'reset': True})
         message = self.message
@@ -152,6 +157,13 @@ class Delivery(tuple):
                                'data': message})
         return json.dumps({'channel': self.channel, 'position': self.position,
                            'binary': base64.b64encode(message).decode('ascii')})
+
+    def envelope(self):
+        """The JSON text ``forward(..., positions=True)`` sends: ``{"channel",
+        "position", "data"}``, ``"binary"`` (base64) instead of ``"data"`` for bytes,
+        ``{"channel", "reset": true}`` for a reset. Made once: recoveries share their
+        deliveries."""
+        return self._envelope
 
 
 class _Published:
@@ -205,6 +217,7 @@ class _Subscriber:
         self._since = since        # channel -> Position (None: unrecoverable)
         self._cursors = cursors    # history channel -> Position last delivered (None: unknown)
         self._started = False      # the initial recovery is done or under way
+        self._subscribed_at = 0    # the broker's page tick once subscribed (or resubscribed)
         self._too_slow = False
 
     def _advance(self, delivery):
@@ -214,8 +227,8 @@ class _Subscriber:
         if delivery.reset:
             self._cursors[channel] = None
             self.recovered = False
-        elif delivery.position is not None:
-            position = Position.parse(delivery.position)
+        elif delivery.at is not None:
+            position = delivery.at
             cursor = self._cursors.get(channel)
             if cursor is not None and position.n <= cursor.n:
                 return False
@@ -270,7 +283,8 @@ class Subscription(_Subscriber):
         if self._since:
             self.recovered = True
         for channel, position in self._since.items():
-            replay = self.broker._replay(channel, position)
+            replay = chain.from_iterable(
+                self.broker._replay(channel, position, self._subscribed_at))
             first = next(replay, None)
             if first is not None:
                 if first.reset:
@@ -305,7 +319,8 @@ class Subscription(_Subscriber):
                     return None
                 if type(delivery) is _Resync:
                     channel = delivery.channel
-                    self._replays.append(self.broker._replay(channel, self._cursors.get(channel)))
+                    self._replays.append(chain.from_iterable(self.broker._replay(
+                        channel, self._cursors.get(channel), self._subscribed_at)))
                     continue
             if self._advance(delivery):
                 return delivery
@@ -335,10 +350,11 @@ class Forwarding(_Subscriber):
     (uncompressed, or compressed alike without context takeover). A socket closed
     meanwhile ends it; one too far behind is closed by ``send_shared_nowait`` (1013).
 
-    History goes first, with the socket's own flow-controlled ``send``: from the
-    subscribing greenlet at the start, from a greenlet of its own after a Redis
-    reconnection. Live messages are held meanwhile (at most ``max_pending``, or the
-    socket is closed with 1013), then sent, those the history brought skipped.
+    History goes first, a page at a time in one write, with the socket's own
+    flow-controlled ``send_many``: from the subscribing greenlet at the start, from a
+    greenlet of its own after a Redis reconnection. Live messages are held meanwhile (at
+    most ``max_pending``, or the socket is closed with 1013), then sent together, those
+    the history brought skipped.
     ``positions``: every frame is ``Delivery.envelope()``, resets included.
     """
 
@@ -391,12 +407,15 @@ class Forwarding(_Subscriber):
             while not self.closed:
                 if self._stale:
                     channel = self._stale.pop(0)
-                    for delivery in self.broker._replay(channel, self._cursors.get(channel)):
+                    for page in self.broker._replay(channel, self._cursors.get(channel),
+                                                    self._subscribed_at):
                         if self.closed:
                             break
-                        self._send(delivery)
+                        self._send(page)
                 elif self._held:
-                    self._send(self._held.popleft().delivery)
+                    held = [published.delivery for published in self._held]
+                    self._held.clear()
+                    self._send(held)
                 else:
                     self._held = None
                     return
@@ -407,9 +426,14 @@ class Forwarding(_Subscriber):
                            'closing', self.websocket, self.max_pending)
             self.websocket.close(1013, 'too slow for its subscriptions')
 
-    def _send(self, delivery):
-        if self._advance(delivery) and (self.positions or not delivery.reset):
-            self.websocket.send(delivery.envelope() if self.positions else delivery.message)
+    def _send(self, deliveries):
+        """Send those of ``deliveries`` not delivered yet, in one write."""
+        positions = self.positions
+        messages = [delivery.envelope() if positions else delivery.message
+                    for delivery in deliveries
+                    if self._advance(delivery) and (positions or not delivery.reset)]
+        if messages:
+            self.websocket.send_many(messages)
 
     def _closed(self):
         self._held = None
@@ -434,6 +458,7 @@ class Broker:
         #: The ``history.HistoryRules``: which channels keep how much.
         self.history = history if isinstance(history, HistoryRules) else HistoryRules(history)
         self._local = {}   # channel -> set of subscriptions
+        self._pages = RecentPages()
 
     def subscribe(self, *channels, since=None, websocket=None, positions=False):
         """A ``Subscription``; with ``websocket``, a ``Forwarding`` to it."""
@@ -451,6 +476,7 @@ class Broker:
             self._local.setdefault(channel, set()).add(subscription)
         self._channels_changed()
         self._wait_subscribed(subscription)
+        subscription._subscribed_at = self._pages.tick()
         subscription._start()
         return subscription
 
@@ -483,21 +509,31 @@ class Broker:
     def _wait_subscribed(self, subscription):
         """Hook: return once the backend delivers the subscription's channels."""
 
-    def _replay(self, channel, since):
-        """The kept messages of ``channel`` after ``since``, read a page at a time as they
-        are taken; a reset item instead of (or after) those that are lost, and for
-        ``since`` None (unknown)."""
+    def _replay(self, channel, since, subscribed_at):
+        """The kept messages of ``channel`` after ``since``, as lists of ``Delivery``
+        read a page at a time as they are taken, shared with the subscriptions that
+        recover at the same time (``recovery.RecentPages``: ``subscribed_at`` is the
+        subscription's tick); a reset item instead of (or after) those that are lost,
+        and for ``since`` None (unknown)."""
         policy = self.history.policy_for(channel)
         while since is not None:
-            snapshot = self._read_history(channel, since, self.REPLAY_PAGE, policy)
-            if snapshot is None or not recoverable(since, snapshot, policy):
+            page = self._pages.get(channel, since, self.REPLAY_PAGE, subscribed_at,
+                                   partial(self._read_page, channel, since, policy))
+            if page is None:
                 break
-            for position, message in snapshot.entries:
-                yield Delivery(channel, message, str(position))
-            if len(snapshot.entries) < self.REPLAY_PAGE:
+            yield page
+            if len(page) < self.REPLAY_PAGE:
                 return
-            since = snapshot.entries[-1][0]
-        yield Delivery.lost(channel)
+            since = page[-1].at
+        yield [Delivery.lost(channel)]
+
+    def _read_page(self, channel, since, policy):
+        """The next page of ``channel``'s history after ``since``, or None if it cannot be
+        read or ``since`` cannot be recovered."""
+        snapshot = self._read_history(channel, since, self.REPLAY_PAGE, policy)
+        if snapshot is None or not recoverable(since, snapshot, policy):
+            return None
+        return [Delivery(channel, message, position) for position, message in snapshot.entries]
 
     def _read_history(self, channel, since, limit, policy):
         """A ``history.Snapshot`` after ``since``, or None if it cannot be read."""
@@ -674,9 +710,11 @@ class RedisBroker(Broker):
             self._confirmed.add(channel)
             self._confirmation.set()
             # Subscriptions that started before this confirmation may have missed messages
-            # in between: they catch up from their last position.
+            # in between: they catch up from their last position, read from now on.
+            tick = self._pages.tick()
             for subscription in list(self._local.get(channel, ())):
                 if subscription._started and channel in subscription._cursors:
+                    subscription._subscribed_at = tick
                     subscription._resync(channel)
             if channel in resubscribing:
                 resubscribing.discard(channel)

@@ -192,6 +192,20 @@ class WebSocket:
         self._transmit(self._protocol.send_data, opcode, payload)
         self.messages_out += 1
 
+    def send_many(self, messages):
+        """Send several messages as ``send`` would, one after the other, in as few
+        system calls as the kernel allows: a page of history, a backlog. Returns once
+        the kernel took them all; ``TypeError`` before anything is sent if one is
+        neither ``str`` nor ``bytes``-like."""
+        payloads = [message_payload(message) for message in messages]
+        self._transmit(self._queue_all, payloads)
+        self.messages_out += len(payloads)
+
+    def _queue_all(self, payloads):
+        queue = self._protocol.send_data
+        for opcode, payload in payloads:
+            queue(opcode, payload)
+
     def ping(self, data=b''):
         """Send a ping; the pong is noted by the keepalive."""
         self._transmit(self._protocol.send_ping, data)

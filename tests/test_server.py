@@ -57,6 +57,14 @@ def application(environ, start_response):
         ws.accept()
         ws.close(4001, 'server says bye')
         seen[path] = (ws.close_code, ws.close_reason)
+    elif path == '/many':
+        try:
+            ws.send_many(['refused', 3])
+        except TypeError:
+            ws.send_many(['one', b'\x00two', 'three' * 100_000])   # a long one: its own buffer
+            ws.send_many([])
+            seen[path] = ws.messages_out
+        ws.receive()
     elif path == '/slow-reader':
         gevent.sleep(0.5)   # the client sends meanwhile; reading pauses at max_queue
         ws.send(str(sum(1 for _ in iter(ws.receive, 'done'))))
@@ -159,6 +167,13 @@ def test_send_after_the_peer_closed_raises(server):
     ws.close(status=1001)
     wait_until(lambda: '/late-send' in seen, timeout=5)
     assert seen['/late-send'] == 1001
+
+
+def test_send_many_sends_in_order_and_nothing_if_one_is_of_a_wrong_type(server):
+    ws = websocket.create_connection(server.url + '/many')
+    assert [ws.recv() for _ in range(3)] == ['one', b'\x00two', 'three' * 100_000]
+    ws.close()
+    assert seen['/many'] == 3
 
 
 def test_full_queue_pauses_reading_and_loses_nothing(server):
