@@ -92,7 +92,8 @@ class RecentPages:
 
     def _expire(self):
         oldest = self._clock() - self.lifetime
-        for key, read in list(self._reads.items()):
+        while self._reads:
+            key, read = next(iter(self._reads.items()))
             if read.started >= oldest or not read.result.ready():
-                break
+                return
             self._forget(key)
