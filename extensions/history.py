@@ -197,7 +197,7 @@ class MemoryHistory:
         self._swept = now_ms()
 
     def append(self, channel, message, policy):
-        """Keep ``message``; its position (str)."""
+        """Keep ``message``; its ``Position``."""
         now = now_ms()
         if now - self._swept >= self.SWEEP_INTERVAL:
             self._sweep(now)
@@ -209,7 +209,7 @@ class MemoryHistory:
             position = Position(max(now, kept.last.ms), kept.last.n + 1)
         kept.entries.append((position, message))
         kept.last = position
-        return str(position)
+        return position
 
     def read(self, channel, since, limit, policy):
         """A ``Snapshot`` with at most ``limit`` entries after ``since`` (None: only the

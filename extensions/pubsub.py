@@ -575,8 +575,9 @@ class MemoryBroker(Broker):
         is_text, payload = _encode(message)
         policy = self.history.policy_for(channel)
         position = None if policy is None else self._kept.append(channel, payload, policy)
-        self._dispatch(Delivery(channel, payload, position))
-        return position
+        delivery = Delivery(channel, payload, position)
+        self._dispatch(delivery)
+        return delivery.position
 
     def _read_history(self, channel, since, limit, policy):
         return self._kept.read(channel, since, limit, policy)
