@@ -8,7 +8,10 @@ Importing it again, or reloading it, patches nothing more. Imported after ``ssl`
 imported, it still patches but warns with ``PatchedTooLate``. Imported after a thread
 was started, it refuses with ``StartedTooLate``: patching then breaks the import
 system (its locks change hands) and leaves that thread blocking. Where psycopg2 and
-psycogreen are installed, psycopg2 is made cooperative too.
+psycogreen are installed, psycopg2 is made cooperative too. asgiref's ``async_to_sync``
+(Django's async views and middleware, the async ORM) runs coroutines in one asyncio
+loop in a native thread (``extensions.asyncloop``): asyncio's running loop belongs to an
+OS thread, which greenlets share.
 
 A program that does not import it first can be run patched all the same::
 
@@ -48,6 +51,15 @@ def _patch_database_drivers():
     patch_psycopg()
 
 
+def _share_one_asyncio_loop():
+    try:
+        import asgiref  # noqa: F401  (Django's dependency: without it, nothing to do)
+    except ImportError:
+        return
+    from extensions import asyncloop
+    asyncloop.install()
+
+
 def patch():
     """Patch the standard library unless done already; True if this call patched."""
     if monkey.is_module_patched('socket'):
@@ -63,6 +75,7 @@ def patch():
                       PatchedTooLate, stacklevel=2)
     monkey.patch_all()
     _patch_database_drivers()
+    _share_one_asyncio_loop()
     return True
 
 
