@@ -20,7 +20,6 @@ import logging
 import resource
 import signal
 import socket
-import threading
 import time
 import types
 from contextlib import contextmanager
@@ -494,9 +493,11 @@ class WebSocketServer(pywsgi.WSGIServer):
 
     @contextmanager
     def _graceful_signals(self):
-        if threading.current_thread() is not threading.main_thread():
-            # Signals reach the main thread. Elsewhere (under Django's autoreloader, whose
-            # main thread watches files) they keep their default: Ctrl-C quits at once.
+        if not gevent.get_hub().loop.default:
+            # gevent delivers signals to the main thread's loop only. A server in another
+            # native thread leaves them to that thread; one in a greenlet of the main
+            # thread (a patched thread: the server under Django's autoreloader, whose
+            # main thread watches files) takes them.
             yield
             return
         handlers = [gevent.signal_handler(signum, self._on_signal, signum)

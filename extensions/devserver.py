@@ -12,7 +12,8 @@ The upgrade decision comes before the debugger, since no HTML error page can fol
 101: an exception in a websocket view is logged with its locals and closes with 1011.
 Around the server: one access-log line per request and per websocket (Django's
 ``django.server`` logger, coloured like runserver's), HTTPS/WSS, the blocking detector,
-and Django's reloader, before whose restart every websocket is closed with 1012.
+and Django's reloader (``extensions.reloading``), before whose restart every websocket is
+closed with 1012; Ctrl-C and SIGTERM close them with 1001, with or without the reloader.
 """
 import logging
 import sys
@@ -27,6 +28,7 @@ from werkzeug.debug import DebuggedApplication
 
 from .blocking import BlockingDetector
 from .devlog import LocalsFormatter
+from .reloading import run_with_reloader
 from .wsgi import get_wsgi_application, make_server
 
 __all__ = ['PlainRequestDebugger', 'get_application', 'certificate_files', 'serve', 'run']
@@ -140,6 +142,5 @@ def serve(addr, port, *, use_debugger=True, use_evalex=True, use_static=True, in
 def run(addr, port, *, use_reloader=True, **options):
     """Serve, restarting the process when a Python module changes (Django's reloader)."""
     if use_reloader:
-        autoreload.run_with_reloader(serve, addr, port, **options)
-    else:
-        serve(addr, port, **options)
+        sys.exit(run_with_reloader(serve, addr, port, **options))
+    serve(addr, port, **options)

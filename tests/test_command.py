@@ -4,18 +4,20 @@ import pty
 import re
 import select
 import shutil
+import signal
 import ssl
 import subprocess
 import textwrap
 import time
 
+import psutil
 import pytest
 import requests
 import websocket
 
 from extensions.management.commands.superserver import parse_addrport
 
-from .server_process import PYTHON, ROOT, ServerProcess, free_port
+from .server_process import PYTHON, ROOT, Process, ServerProcess, free_port, wait_until
 
 DEMO = {'DJANGO_SETTINGS_MODULE': 'superserver.settings'}
 
@@ -355,3 +357,45 @@ def test_reload_closes_websockets_with_1012_and_serves_the_new_code(tmp_path):
     finally:
         server.stop()
 
+
+
+@pytest.mark.parametrize('signum, to_the_group', [
+    (signal.SIGINT, True),     # Ctrl-C in a terminal: the reloader and its child get it
+    (signal.SIGTERM, False),   # kill <pid of the reloader>: the reloader alone
+], ids=['Ctrl-C', 'SIGTERM'])
+def test_stopping_the_reloader_closes_websockets_with_1001_quietly(tmp_path, signum,
+                                                                    to_the_group):
+    make_project(tmp_path, VIEWS)
+    server = Process([PYTHON, str(tmp_path / 'manage.py'), 'superserver',
+                      '127.0.0.1:%d' % free_port()], cwd=tmp_path, own_group=True,
+                     env={'DJANGO_SETTINGS_MODULE': 'reloadme.settings',
+                          'PYTHONPATH': str(ROOT)})
+    try:
+        url = server.wait_for(ServerProcess.BANNER).group(1)
+        server.wait_for(ServerProcess.BANNER_END)
+        sockets = [websocket.create_connection('ws' + url[4:] + '/ws/', timeout=20)
+                   for _ in range(2)]
+        for ws in sockets:
+            ws.send('hello')
+            assert ws.recv() == 'hello'
+        (child,) = psutil.Process(server.pid).children()
+        if to_the_group:
+            os.killpg(server.pid, signum)
+        else:
+            os.kill(server.pid, signum)
+        for ws in sockets:
+            opcode, data = ws.recv_data(control_frame=True)
+            assert (opcode, int.from_bytes(data[:2], 'big')) == (0x8, 1001)
+            ws.shutdown()
+        assert server.wait(20) == 0
+        assert wait_until(lambda: not psutil.pid_exists(child.pid), timeout=5)
+    finally:
+        server.stop()
+    name = signal.Signals(signum).name
+    after_the_banner = server.lines[server.lines.index('Quit the server with CONTROL-C.') + 1:]
+    expected = re.compile(
+        r'INFO superserver\.server: %s: shutting down gracefully \(2 connection\(s\) open\)$'
+        r'|\[[^]]+\] WebSocket /ws/ from 127\.0\.0\.1:\d+ closed 1001 by the server after '
+        r'[\d.]+s, 1 in, 1 out$' % name)
+    assert [line for line in after_the_banner if not expected.match(line)] == []
+    assert len(after_the_banner) == 3
