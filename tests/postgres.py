@@ -11,8 +11,9 @@ handed to that user. The directory comes from ``tempfile.mkdtemp()``, not pytest
 ``tmp_path``: its parents must be open to that user, and a unix socket path must stay
 under about 100 bytes.
 
-``BackendMonitor`` counts the cluster's client backends from a thread while a test
-runs and keeps the highest count: how many connections the server under test held.
+``requires_postgres`` marks the tests that need a cluster. ``BackendMonitor`` counts the
+cluster's client backends from a thread while a test runs and keeps the highest count:
+how many connections the server under test held.
 """
 import glob
 import os
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from .server_process import free_port
 
@@ -53,6 +55,12 @@ def binaries():
         return None
     newest = max(versions, key=lambda path: [int(n) for n in Path(path).parts[4].split('.')])
     return Path(newest).parent
+
+
+#: Skipped on a developer's machine without PostgreSQL; never in CI, where it must run.
+requires_postgres = pytest.mark.skipif(binaries() is None and not os.environ.get('CI'),
+                                       reason='PostgreSQL is not installed (make test '
+                                              'installs it)')
 
 
 class PostgresCluster:

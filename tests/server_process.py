@@ -93,36 +93,39 @@ class Process:
 class ServerProcess(Process):
     """``manage.py superserver`` in a subprocess, on the address its banner gives, once
     the whole banner is out (its lines arrive one by one; a test that looks for what the
-    banner does not say must not look before its end)."""
+    banner does not say must not look before its end). ``python``: another interpreter,
+    such as a fresh virtualenv's."""
 
     BANNER = re.compile(r'Starting development server at (https?://\S+?)/?$')
     BANNER_END = re.compile(r'^Quit the server with CONTROL-C\.$')
 
-    def __init__(self, *args, env=None, cwd=ROOT, manage=ROOT / 'manage.py'):
-        super().__init__([PYTHON, str(manage), 'superserver', *args], env=env, cwd=cwd)
+    def __init__(self, *args, env=None, cwd=ROOT, manage=ROOT / 'manage.py', python=PYTHON):
+        super().__init__([python, str(manage), 'superserver', *args], env=env, cwd=cwd)
         self.url = self.wait_for(self.BANNER).group(1)
         self.wait_for(self.BANNER_END)
 
 
 class GunicornProcess(Process):
-    """gunicorn serving the test project's stock wsgi.py with superserver's worker, on the
-    loopback port its master chose and logged (it keeps it when it reloads);
-    ``workers()`` are the pids of its worker processes."""
+    """gunicorn serving the test project's stock wsgi.py (or ``module`` from ``cwd``) with
+    superserver's worker, on the loopback port its master chose and logged (it keeps it
+    when it reloads); ``workers()`` are the pids of its worker processes. The project
+    must answer /process/ with its pid. ``python``: another interpreter, such as a fresh
+    virtualenv's, of the same gunicorn release as this one."""
 
     LISTENING = re.compile(r'Listening at: https?://127\.0\.0\.1:(\d+) ')
 
     def __init__(self, *options, workers=2, env=None, module='tests.project.wsgi',
-                 scheme='http', own_group=False):
+                 scheme='http', own_group=False, cwd=ROOT, python=PYTHON):
         from gunicorn.config import KNOWN_SETTINGS
         # gunicorn 27's control socket has one default path for every instance.
         extra = ['--no-control-socket'] if any(
             setting.name == 'control_socket_disable' for setting in KNOWN_SETTINGS) else []
         super().__init__(
-            [PYTHON, '-m', 'gunicorn', '-k', 'extensions.gunicorn.WebSocketWorker',
+            [python, '-m', 'gunicorn', '-k', 'extensions.gunicorn.WebSocketWorker',
              '-w', str(workers), '-b', '127.0.0.1:0', '--access-logfile', '-',
              *extra, *options, module],
             env={'DJANGO_SETTINGS_MODULE': 'tests.project.settings', **(env or {})},
-            own_group=own_group)
+            cwd=cwd, own_group=own_group)
         self.port = int(self.wait_for(self.LISTENING).group(1))
         self.url = '%s://127.0.0.1:%d' % (scheme, self.port)
         self.wait_until_serving(workers)

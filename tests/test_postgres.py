@@ -25,9 +25,7 @@ from . import postgres
 from .conftest import manage
 from .server_process import ServerProcess, wait_until
 
-# Skipped on a developer's machine without PostgreSQL; never in CI, where it must run.
-pytestmark = pytest.mark.skipif(postgres.binaries() is None and not os.environ.get('CI'),
-                                reason='PostgreSQL is not installed (make test installs it)')
+pytestmark = postgres.requires_postgres
 
 #: What the ws/permissions/ view answers for each codename: how many permissions have it.
 ANSWERS = {'add_user': '1', 'nobody': '0'}

@@ -28,6 +28,7 @@ SUPERSERVER_BROKER = os.environ.get('SUPERSERVER_BROKER', 'memory://')
 '''
 
 VIEWS = '''
+import os
 import time
 
 from django.http import JsonResponse
@@ -54,6 +55,10 @@ def quick(request):
                          'patched': monkey.is_module_patched('socket')})
 
 
+def process(request):
+    return JsonResponse({'pid': os.getpid()})
+
+
 @require_websocket
 def room(request, name):
     ws = request.environ['wsgi.websocket']
@@ -69,7 +74,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [path('sleep/', views.sleep), path('quick/', views.quick),
-               path('ws/room/<name>/', views.room)]
+               path('process/', views.process), path('ws/room/<name>/', views.room)]
 '''
 
 #: Run from code, not from the command line: nothing to run again under gevent_specific.
@@ -106,9 +111,9 @@ def project(tmp_path_factory):
     return directory
 
 
-def serve(project, *args, manage='manage.py', **env):
+def serve(project, *args, manage='manage.py', python=PYTHON, **env):
     return ServerProcess('--nodebugger', *args, cwd=project, manage=project / manage,
-                         env={'DJANGO_SETTINGS_MODULE': 'stock.settings', **env})
+                         python=python, env={'DJANGO_SETTINGS_MODULE': 'stock.settings', **env})
 
 
 def quick(server):
@@ -134,6 +139,21 @@ def assert_sleep_holds_up_nothing(server):
         assert sleeping.result().json() == {'slept': 1}
 
 
+def assert_room_echoes(server, message, redis_client=None):
+    """A message sent in a room comes back through the server's broker; with
+    ``redis_client`` (a client of the broker's Redis), the room's channel has its
+    subscriber there."""
+    ws = websocket.create_connection(server.ws_url + '/ws/room/stock/', timeout=10)
+    try:
+        assert ws.recv() == 'subscribed'
+        if redis_client is not None:
+            assert redis_client.pubsub_numsub('group:stock') == [(b'group:stock', 1)]
+        ws.send(message)
+        assert ws.recv() == message
+    finally:
+        ws.close()
+
+
 @requires_redis
 def test_served_patched_with_a_working_redis_broker(project, redis_server):
     # PYTHONWARNINGS makes a -W option, which must stay before the runner's -m.
@@ -141,13 +161,7 @@ def test_served_patched_with_a_working_redis_broker(project, redis_server):
                    PYTHONWARNINGS='ignore::DeprecationWarning')
     try:
         assert_sleep_holds_up_nothing(server)
-        ws = websocket.create_connection(server.ws_url + '/ws/room/stock/', timeout=10)
-        assert ws.recv() == 'subscribed'
-        client = redis.Redis.from_url(redis_server.url)
-        assert client.pubsub_numsub('group:stock') == [(b'group:stock', 1)]
-        ws.send('through Redis')
-        assert ws.recv() == 'through Redis'
-        ws.close()
+        assert_room_echoes(server, 'through Redis', redis.Redis.from_url(redis_server.url))
         assert 'not patched' not in server.output()
     finally:
         server.stop()
