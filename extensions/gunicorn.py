@@ -12,6 +12,10 @@ log gets one line per request and one per websocket (when it ends, status 101).
 Connections at once per worker: ``SUPERSERVER_MAX_CONNECTIONS`` when the project sets it,
 else gunicorn's --worker-connections.
 
+Several workers with the default ``SUPERSERVER_BROKER`` (``memory://``, each process its
+own broker) serve echo websockets well, but ``publish()`` reaches the clients of one
+worker only: the first worker (age 1) says so once in the error log, naming the setting.
+
 Stopping loses no one:
 
 - SIGTERM to the master (shutdown): the worker stops accepting, websockets get 1001
@@ -106,6 +110,7 @@ class WebSocketWorker(GeventPyWSGIWorker):
         self._wakeup = Event()
         raise_open_file_limit()   # one descriptor per connection
         self.servers = [self.make_server(listener) for listener in self.sockets]
+        self.warn_of_a_broker_per_worker()
         for server in self.servers:
             server.start()
         while self.alive:
@@ -117,6 +122,22 @@ class WebSocketWorker(GeventPyWSGIWorker):
                 break
             self._wakeup.wait(1.0)
         self.stop_serving()
+
+    def warn_of_a_broker_per_worker(self):
+        """Warn, from the first worker only (once per start), when several workers each
+        have an in-process broker: a message published in one reaches its clients alone,
+        silently, unless this says so."""
+        if self.age != 1 or self.cfg.workers < 2 or _django_settings() is None:
+            return
+        from .pubsub import broker_url
+        url = broker_url()
+        if url.startswith('memory://'):
+            self.log.warning(
+                'SUPERSERVER_BROKER is %r with %d workers: each worker has a broker of its '
+                'own, so publish() reaches only the clients of the worker that publishes '
+                '(presence counts them alone too). Set SUPERSERVER_BROKER to a '
+                "'redis://...' URL (pip install 'superserver[redis]') for fan-out across "
+                'workers, or run one worker (-w 1).', url, self.cfg.workers)
 
     def stop_serving(self):
         """Close websockets (1012 if this is a restart, else 1001) and let requests end."""

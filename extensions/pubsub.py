@@ -732,13 +732,19 @@ class RedisBroker(Broker):
 _broker = None
 
 
+def broker_url():
+    """``SUPERSERVER_BROKER``: ``memory://`` (this process only) unless it is set."""
+    from django.conf import settings
+    return getattr(settings, 'SUPERSERVER_BROKER', 'memory://')
+
+
 def get_broker():
     """The broker of this process, made on first use from ``SUPERSERVER_BROKER`` and
     ``SUPERSERVER_CHANNEL_HISTORY``."""
     global _broker
     if _broker is None:
         from django.conf import settings
-        url = getattr(settings, 'SUPERSERVER_BROKER', 'memory://')
+        url = broker_url()
         history = HistoryRules(getattr(settings, 'SUPERSERVER_CHANNEL_HISTORY', {}))
         if url.startswith('memory://'):
             _broker = MemoryBroker(history=history)

@@ -193,6 +193,27 @@ def test_a_message_published_through_redis_reaches_clients_of_both_workers(
         server.stop()
 
 
+#: The start of the warning about several workers, each with a broker of its own.
+BROKER_PER_WORKER = "SUPERSERVER_BROKER is 'memory://' with 2 workers: each worker has"
+
+
+@pytest.mark.parametrize('workers, broker, warnings', [
+    (2, None, 1),
+    (1, None, 0),
+    pytest.param(2, 'redis', 0, marks=requires_redis),
+])
+def test_several_workers_with_a_broker_each_warn_once_per_start(
+        project_env, request, workers, broker, warnings):
+    env = dict(project_env)
+    if broker == 'redis':
+        env['SUPERSERVER_TEST_BROKER'] = request.getfixturevalue('redis_server').url
+    server = GunicornProcess(workers=workers, env=env)
+    server.stop()   # all the output, from every worker
+    warned = [line for line in server.lines if 'SUPERSERVER_BROKER' in line]
+    assert len(warned) == warnings, server.output()
+    assert all('[WARNING] ' + BROKER_PER_WORKER in line for line in warned), warned
+
+
 @pytest.mark.filterwarnings('ignore:Unverified HTTPS request')   # a self-signed certificate
 def test_certfile_and_keyfile_give_wss(project_env, tmp_path):
     cert, key = make_ssl_devcert(str(tmp_path / 'cert'), host='127.0.0.1')
