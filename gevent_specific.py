@@ -25,6 +25,7 @@ when the standard library is not patched.
 import os
 import runpy
 import sys
+import traceback
 import warnings
 
 from gevent import monkey
@@ -100,7 +101,30 @@ def run(argv):
         sys.exit(USAGE)
 
 
-patch()
+def _patch_on_import():
+    """``patch()`` for the import of this module, in any thread.
+
+    Imported in a thread other than the main one it is always too late: that thread is
+    one already started. ``StartedTooLate`` would then end that thread alone, and the
+    process would go on without it: Django's ``runserver`` imports ``wsgi.py`` in its
+    django-main-thread, so a ``wsgi.py`` importing this module left it serving nothing.
+    The process exits instead (status 1), with the error and where it was imported.
+    """
+    try:
+        patch()
+    except StartedTooLate as error:
+        threading = sys.modules['threading']
+        if threading.current_thread() is threading.main_thread():
+            raise
+        sys.stderr.write('Traceback (most recent call last):\n%s%s.%s: %s\n'
+                         '(imported in thread %r: the process exits)\n'
+                         % (''.join(traceback.format_stack()[:-1]), __name__,
+                            type(error).__name__, error, threading.current_thread().name))
+        sys.stderr.flush()
+        os._exit(1)
+
+
+_patch_on_import()
 
 if __name__ == '__main__':
     run(sys.argv[1:])

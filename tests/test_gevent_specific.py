@@ -1,6 +1,7 @@
 """gevent_specific patches once, is harmless twice, warns when imported too late, and runs
 a script or module patched (``python -m gevent_specific``)."""
 import json
+import os
 import subprocess
 
 import pytest
@@ -38,6 +39,23 @@ def test_refuses_when_a_thread_is_running():
     assert result.returncode == 1
     assert ('StartedTooLate: gevent_specific was imported after 1 thread(s) started'
             in result.stderr)
+
+
+def test_runserver_exits_when_wsgi_py_imports_it_too_late(tmp_path):
+    """Django's runserver imports wsgi.py in a thread: the error ends the process, which
+    would otherwise go on watching files and serve nothing."""
+    subprocess.run([PYTHON, '-m', 'django', 'startproject', 'stock', str(tmp_path)],
+                   check=True, timeout=60)
+    wsgi = tmp_path / 'stock' / 'wsgi.py'
+    wsgi.write_text('import gevent_specific  # noqa: F401\n' + wsgi.read_text())
+    result = subprocess.run([PYTHON, 'manage.py', 'runserver', '--skip-checks', '127.0.0.1:0'],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, 'DJANGO_SETTINGS_MODULE': 'stock.settings'})
+    assert result.returncode == 1, result.stderr
+    assert ('gevent_specific.StartedTooLate: gevent_specific was imported after 1 thread(s) '
+            "started: import it first, before anything starts a thread\n(imported in thread "
+            "'django-main-thread': the process exits)\n") in result.stderr
+    assert 'stock/wsgi.py", line 1, in <module>' in result.stderr
 
 
 def test_manage_py_patches_first():
