@@ -1,11 +1,14 @@
 """Decorators for Django views that serve websockets."""
 import functools
 
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth import decorators as auth_decorators
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 
 from .handshake import choose_subprotocol
 
-__all__ = ['require_websocket']
+__all__ = ['login_required', 'require_websocket']
 
 _DEFAULT = object()
 
@@ -63,3 +66,31 @@ def require_websocket(view=None, *, max_message_size=_DEFAULT, subprotocols=None
         return wrapper
 
     return decorator if view is None else decorator(view)
+
+
+def login_required(function=None, redirect_field_name=REDIRECT_FIELD_NAME, login_url=None):
+    """Django's ``login_required``, but a websocket handshake from an anonymous user gets
+    403 Forbidden instead of the redirect to the login page.
+
+    A websocket client cannot follow a redirect: a browser's ``WebSocket`` only sees the
+    connection fail, other clients an unexpected 302 to a page that a project without
+    ``LOGIN_URL`` does not even have. The 403 comes from ``PermissionDenied``, so the
+    project's 403 handler answers it and the log says Forbidden. Plain requests are
+    redirected as Django's decorator redirects them, with the same arguments::
+
+        @login_required
+        @require_websocket
+        def room(request, name): ...
+    """
+    def decorator(view):
+        redirecting = auth_decorators.login_required(
+            view, redirect_field_name=redirect_field_name, login_url=login_url)
+
+        @functools.wraps(redirecting)
+        def wrapper(request, *args, **kwargs):
+            if 'wsgi.websocket' in request.environ and not request.user.is_authenticated:
+                raise PermissionDenied('Log in before opening this websocket.')
+            return redirecting(request, *args, **kwargs)
+        return wrapper
+
+    return decorator if function is None else decorator(function)
