@@ -3,6 +3,7 @@ import logging
 from django.apps import AppConfig
 
 from .exceptions import ConnectionClosed
+from .hashers import offload_password_hashers
 
 
 def _not_a_closed_websocket(record):
@@ -16,3 +17,4 @@ class SuperserverConfig(AppConfig):
 
     def ready(self):
         logging.getLogger('django.request').addFilter(_not_a_closed_websocket)
+        offload_password_hashers()   # a login must not stall every socket for 0.5 s
