@@ -134,13 +134,14 @@ def project(tmp_path_factory):
 @pytest.fixture(scope='module')
 def session(project):
     """The session cookie of alice, logged in."""
-    return 'sessionid=' + manage(
+    output = manage(
         project, 'shell', '-c',
         'from django.contrib.auth.models import User\n'
         'from django.test import Client\n'
         'client = Client()\n'
         'client.force_login(User.objects.create_user("alice"))\n'
-        'print(client.cookies["sessionid"].value)', settings='myproject.settings').stdout.split()[-1]
+        'print(client.cookies["sessionid"].value)', settings='myproject.settings').stdout
+    return 'sessionid=' + output.split()[-1]   # after the shell's own lines
 
 
 @pytest.fixture(scope='module')
@@ -281,10 +282,8 @@ def run_make_server_script(code, request):
     port = free_port()
     assert code.count('8000') == 1
     (project / 'serve.py').write_text(code.replace('8000', str(port)))
-    env = routes_env({'ws/echo/': 'probe.echo'})
-    del env['DJANGO_SETTINGS_MODULE']
-    script = Process(['env', '-u', 'DJANGO_SETTINGS_MODULE', PYTHON, 'serve.py'], env=env,
-                     cwd=project)
+    script = Process(['env', '-u', 'DJANGO_SETTINGS_MODULE', PYTHON, 'serve.py'],
+                     env={'README_ROUTES': 'ws/echo/=myproject.probe.echo'}, cwd=project)
     try:
         url = 'http://127.0.0.1:%d' % port
         assert wait_until(lambda: answers(url + '/admin/login/', script), timeout=30), \
@@ -433,10 +432,9 @@ def assert_extras_installed(arguments):
 
 def run_gunicorn(words, project):
     words = [re.sub(r'^\d+\.\d+\.\d+\.\d+:\d+$', '127.0.0.1:0', word) for word in words]
-    gunicorn = Process([str(shutil.which('gunicorn', path=str(PYTHON.rsplit('/', 1)[0]))),
-                        *words[1:]], cwd=project,
-                       env={'GUNICORN_CMD_ARGS': '--bind 127.0.0.1:0',
-                            **routes_env({'ws/echo/': 'probe.echo'})})
+    gunicorn = Process(words, cwd=project, env={
+        'PATH': os.pathsep.join([os.path.dirname(PYTHON), os.environ['PATH']]),
+        'GUNICORN_CMD_ARGS': '--bind 127.0.0.1:0', **routes_env({'ws/echo/': 'probe.echo'})})
     try:
         port = gunicorn.wait_for(GunicornProcess.LISTENING).group(1)
         url = 'http://127.0.0.1:%s' % port
@@ -455,9 +453,8 @@ def check_diagram(code, request):
     assert issubclass(adaptation.WebSocketServer, WSGIServer)
     for path in re.findall(r'extensions/\w+\.py', code):
         assert (ROOT / path).is_file(), path
+    modules = [adaptation, wsgi, importlib.import_module('extensions.devserver')]
     for name in re.findall(r'\b((?:WebSocket|PlainRequest|CloseDatabase)\w+)', code):
-        modules = [adaptation, wsgi, *map(importlib.import_module, (
-            'extensions.devserver', 'extensions.websocket'))]
         assert any(inspect.isclass(getattr(module, name, None)) for module in modules), name
 
 
