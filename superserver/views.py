@@ -4,13 +4,12 @@ from datetime import datetime, timezone
 
 import gevent
 from django.contrib.auth import login
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from extensions import sse
-from extensions.decorators import require_websocket
+from extensions.decorators import login_required, require_websocket
 from extensions.presence import join, presence, presence_channel
 from extensions.pubsub import BEGINNING, forward, group_channel, publish
 
