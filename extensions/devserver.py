@@ -27,7 +27,7 @@ from django.utils import autoreload
 from werkzeug.debug import DebuggedApplication
 
 from .blocking import BlockingDetector
-from .devlog import LocalsFormatter
+from .devlog import LocalsFormatter, user_traceback
 from .reloading import run_with_reloader
 from .wsgi import get_wsgi_application, make_server
 
@@ -35,16 +35,28 @@ __all__ = ['PlainRequestDebugger', 'get_application', 'certificate_files', 'serv
 
 
 class PlainRequestDebugger:
-    """Werkzeug's interactive debugger for plain requests only."""
+    """Werkzeug's interactive debugger for plain requests only.
+
+    The exception reaches the debugger, which prints it and shows it, without the frames
+    that only carried the request to the view (``devlog.user_traceback``).
+    """
 
     def __init__(self, application, evalex=True):
         self.application = application
-        self.debugger = DebuggedApplication(application, evalex=evalex, pin_logging=False)
+        self.debugger = DebuggedApplication(self._user_traceback, evalex=evalex,
+                                            pin_logging=False)
 
     def __call__(self, environ, start_response):
         if 'wsgi.websocket' in environ:
             return self.application(environ, start_response)
         return self.debugger(environ, start_response)
+
+    def _user_traceback(self, environ, start_response):
+        __traceback_hide__ = True   # noqa: F841 - Werkzeug's debugger hides this frame
+        try:
+            return self.application(environ, start_response)
+        except Exception as error:
+            raise error.with_traceback(user_traceback(error.__traceback__))
 
 
 def get_application(use_debugger=True, use_evalex=True, use_static=True, insecure=False):

@@ -245,6 +245,52 @@ def test_websocket_view_exception_logs_locals_and_closes_1011(debug_server):
                           start=start)
 
 
+#: Lines a traceback of one frame of the project may take: runserver's for that view (10,
+#: two of them Django's frames), and those of the frame's locals for a websocket view.
+#: Before the request's frames were left out: 73 and 136 lines here, 112 and 193 in a
+#: project from startproject (seven middleware).
+TRACEBACK_LINES = 10
+
+#: Files whose frames only carried the request to the view.
+MACHINERY = re.compile(r'/(gevent|werkzeug|django/core/handlers)/|django/utils/deprecation'
+                       r'|extensions/(adaptation|wsgi|devserver|decorators)\.py')
+
+
+def logged_until(server, start, pattern):
+    """The output from line ``start`` up to the first line matching ``pattern``."""
+    server.wait_for(pattern, start=start)
+    lines = server.lines[start:]
+    return lines[:next(n for n, line in enumerate(lines) if re.search(pattern, line))]
+
+
+def test_plain_view_traceback_shows_the_views_frame_only(debug_server):
+    start = len(debug_server.lines)
+    assert requests.get(debug_server.url + '/boom/', timeout=10).status_code == 500
+    logged = logged_until(debug_server, start, r'"GET /boom/ HTTP/1\.1" 500 ')
+    assert [line for line in logged if MACHINERY.search(line)] == []
+    text = '\n'.join(logged)
+    assert re.search(r'File ".*tests/project/views\.py", line \d+, in plain_boom\n'
+                     r"    raise ZeroDivisionError\('boom in a plain view'\)\n", text)
+    assert logged[-1] == 'ZeroDivisionError: boom in a plain view'
+    assert len(logged) <= TRACEBACK_LINES, text
+
+
+def test_websocket_view_traceback_shows_the_views_frame_and_locals_only(debug_server):
+    start = len(debug_server.lines)
+    ws = websocket.create_connection(debug_server.ws_url + '/ws/boom/', timeout=10)
+    ws.send('the message')
+    ws.recv_data(control_frame=True)
+    ws.shutdown()
+    logged = logged_until(debug_server, start, r'WebSocket /ws/boom/ from ')
+    assert [line for line in logged if MACHINERY.search(line)] == []
+    locals_shown = [line for line in logged if line.startswith('      ')]
+    assert "      message = 'the message'" in locals_shown
+    assert re.search(r'File ".*tests/project/views\.py", line \d+, in boom$',
+                     logged[logged.index('Traceback (most recent call last):') + 1])
+    assert logged[-1] == 'RuntimeError: boom in a websocket view'
+    assert len(logged) <= TRACEBACK_LINES + len(locals_shown), '\n'.join(logged)
+
+
 # -- the blocking detector ------------------------------------------------------------------
 
 def test_blocking_view_is_reported_once_with_file_and_line(django_server):
