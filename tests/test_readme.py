@@ -146,13 +146,14 @@ def demo(tmp_path_factory):
     return directory
 
 
-def add_view(project, module, code):
-    (project / 'myproject' / ('%s.py' % module)).write_text(code)
-
-
 @contextlib.contextmanager
-def served(project, routes):
-    """``manage.py superserver`` serving ``project`` with ``routes``: {route: view}."""
+def served(request, code, routes):
+    """``code`` as a module of myproject (``block``) served by ``manage.py superserver``,
+    with ``routes``: {route: name of a view of the block}. A new block: usually this and
+    a real client."""
+    project = request.getfixturevalue('project')
+    (project / 'myproject' / 'block.py').write_text(code)
+    routes = {route: 'block.' + view for route, view in routes.items()}
     server = ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', cwd=project,
                            manage=project / 'manage.py', env=routes_env(routes))
     try:
@@ -190,9 +191,7 @@ def assert_echoes(url):
 
 
 def run_echo_view(code, request):
-    project = request.getfixturevalue('project')
-    add_view(project, 'echo_view', code)
-    with served(project, {'ws/echo/': 'echo_view.echo'}) as server:
+    with served(request, code, {'ws/echo/': 'echo'}) as server:
         ws = connect(server, '/ws/echo/')
         assert ws.recv() == 'hello, AnonymousUser'
         ws.send('text')
@@ -299,9 +298,8 @@ def answers(url, process):
 def run_login_required_view(code, request):
     """Anonymous: the handshake gets 403 (no redirect), a plain request the login
     redirect; alice's session cookie: 101 and the view."""
-    project, cookie = request.getfixturevalue('project'), request.getfixturevalue('session')
-    add_view(project, 'whoami_view', code)
-    with served(project, {'ws/whoami/': 'whoami_view.whoami'}) as server:
+    cookie = request.getfixturevalue('session')
+    with served(request, code, {'ws/whoami/': 'whoami'}) as server:
         assert refused(server, '/ws/whoami/') == (403, False)
         plain = requests.get(server.url + '/ws/whoami/', allow_redirects=False, timeout=10)
         assert (plain.status_code, plain.headers['Location']) == (
@@ -314,9 +312,8 @@ def run_login_required_view(code, request):
 
 def run_fan_out_room(code, request):
     """Two sockets of alice in a room both hear what one says; anonymous: 403."""
-    project, cookie = request.getfixturevalue('project'), request.getfixturevalue('session')
-    add_view(project, 'room_view', code)
-    with served(project, {'ws/room/<str:name>/': 'room_view.room'}) as server:
+    cookie = request.getfixturevalue('session')
+    with served(request, code, {'ws/room/<str:name>/': 'room'}) as server:
         assert refused(server, '/ws/room/lobby/') == (403, False)
         # The view subscribes before the first use of the socket answers the handshake.
         first, second = (connect(server, '/ws/room/lobby/', cookie=cookie) for _ in 'ab')
@@ -365,9 +362,7 @@ def assert_calls_bind(code, namespace):
 
 def run_fragment_in_view(code, request, offer_compression=False):
     """The fragment in a view (``FRAGMENT_VIEW``): repr() of its last expression."""
-    project = request.getfixturevalue('project')
-    add_view(project, 'fragment_view', FRAGMENT_VIEW.format(code=code))
-    with served(project, {'ws/fragment/': 'fragment_view.view'}) as server:
+    with served(request, FRAGMENT_VIEW.format(code=code), {'ws/fragment/': 'view'}) as server:
         with websockets_connect(server.ws_url + '/ws/fragment/', open_timeout=10,
                                 compression='deflate' if offer_compression else None) as ws:
             for _ in range(5):   # presence events the fragment forwarded come first
