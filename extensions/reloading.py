@@ -15,7 +15,9 @@ reaches the child directly (a terminal signals the whole process group, and a SI
 sent to the parent alone is not passed on), SIGTERM is passed on to it. The server,
 which takes SIGINT and SIGTERM in the child as without the reloader
 (``WebSocketServer.serve_forever``: every websocket closed with 1001), stops the file
-watching when it returns, and the child exits 0.
+watching when it returns, and the child exits 0. Until the server takes them (during
+the system checks, or when it failed to start and waits for a fix), the signals stop
+the file watching themselves: Django's reloader would print a ``KeyboardInterrupt``.
 """
 import logging
 import os
@@ -66,7 +68,8 @@ def _signals_for(child):
 
 def _serve_while_watching(serve, args, kwargs):
     """The child: ``serve`` in a thread while this one watches files; ends with exit
-    code 3 (Django's reloader exits so) when one changed, 0 once the server stopped."""
+    code 3 (Django's reloader exits so) when one changed, 0 once the server stopped or,
+    when no server takes the signals (it failed to start), on SIGINT or SIGTERM."""
     reloader = autoreload.get_reloader()
     logging.getLogger('django.utils.autoreload').info(
         'Watching for file changes with %s', type(reloader).__name__)
@@ -75,5 +78,7 @@ def _serve_while_watching(serve, args, kwargs):
         serve(*args, **kwargs)
         reloader.stop()   # an exception leaves it watching: fixing the code restarts
 
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: reloader.stop())
     autoreload.start_django(reloader, serve_then_stop_watching, *args, **kwargs)
     return 0

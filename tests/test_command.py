@@ -5,6 +5,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import textwrap
@@ -445,3 +446,22 @@ def test_stopping_the_reloader_closes_websockets_with_1001_quietly(tmp_path, sig
         r'[\d.]+s, 1 in, 1 out$' % name)
     assert [line for line in after_the_banner if not expected.match(line)] == []
     assert len(after_the_banner) == 3
+
+
+def test_ctrl_c_ends_a_reloader_whose_server_failed_to_start_quietly(tmp_path):
+    make_project(tmp_path, VIEWS)
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        server = Process([PYTHON, str(tmp_path / 'manage.py'), 'superserver',
+                          '127.0.0.1:%d' % taken.getsockname()[1]], cwd=tmp_path,
+                         own_group=True, env={'DJANGO_SETTINGS_MODULE': 'reloadme.settings',
+                                              'PYTHONPATH': str(ROOT)})
+        try:
+            server.wait_for('Address already in use')
+            start = len(server.lines)
+            os.killpg(server.pid, signal.SIGINT)
+            assert server.wait(20) == 0
+        finally:
+            server.stop()
+    assert server.lines[start:] == []
