@@ -56,6 +56,7 @@ SETTINGS = '''
 INSTALLED_APPS += ['extensions']
 ALLOWED_HOSTS = ['127.0.0.1']
 DEBUG = False
+exec((BASE_DIR / 'myproject' / 'block_settings.py').read_text())   # served(settings=...)
 '''
 
 URLS = '''
@@ -119,6 +120,7 @@ def project(tmp_path_factory):
     settings.write_text(settings.read_text() + SETTINGS)
     (directory / 'myproject' / 'urls.py').write_text(URLS)
     (directory / 'myproject' / 'probe.py').write_text(PROBE)
+    (directory / 'myproject' / 'block_settings.py').write_text('')
     manage(directory, 'migrate', '--noinput', settings='myproject.settings')
     return directory
 
@@ -147,12 +149,13 @@ def demo(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def served(request, code, routes):
+def served(request, code, routes, settings=''):
     """``code`` as a module of myproject (``block``) served by ``manage.py superserver``,
-    with ``routes``: {route: name of a view of the block}. A new block: usually this and
-    a real client."""
+    with ``routes``: {route: name of a view of the block}, and ``settings`` run at the end
+    of the project's. A new block: usually this and a real client."""
     project = request.getfixturevalue('project')
     (project / 'myproject' / 'block.py').write_text(code)
+    (project / 'myproject' / 'block_settings.py').write_text(settings)
     routes = {route: 'block.' + view for route, view in routes.items()}
     server = ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', cwd=project,
                            manage=project / 'manage.py', env=routes_env(routes))
@@ -310,6 +313,23 @@ def run_login_required_view(code, request):
         ws.close()
 
 
+def run_login_required_middleware(code, request):
+    """In the project's settings, ``...`` being its MIDDLEWARE: a view without decorators
+    refuses anonymous handshakes with 403, redirects plain requests, serves alice."""
+    cookie = request.getfixturevalue('session')
+    settings = code.replace('...,', '*MIDDLEWARE,', 1)
+    assert settings != code
+    with served(request, PROBE, {'ws/echo/': 'echo'}, settings=settings) as server:
+        assert refused(server, '/ws/echo/') == (403, False)
+        plain = requests.get(server.url + '/ws/echo/', allow_redirects=False, timeout=10)
+        assert (plain.status_code, plain.headers['Location']) == (
+            302, '/accounts/login/?next=/ws/echo/')
+        ws = connect(server, '/ws/echo/', cookie=cookie)
+        ws.send('logged in')
+        assert ws.recv() == 'logged in'
+        ws.close()
+
+
 def run_fan_out_room(code, request):
     """Two sockets of alice in a room both hear what one says; anonymous: 403."""
     cookie = request.getfixturevalue('session')
@@ -453,6 +473,7 @@ RUNNERS = {
     '$ ./manage.py superserver': run_superserver_log,
     'from extensions.decorators import login_required, require_websocket':
         run_login_required_view,
+    'MIDDLEWARE = [': run_login_required_middleware,
     'from extensions.pubsub import forward, group_channel, publish, user_channel':
         run_fan_out_room,
     'SUPERSERVER_CHANNEL_HISTORY = {': check_history_setting,
