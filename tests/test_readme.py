@@ -277,7 +277,7 @@ def run_make_server_script(code, request):
     assert code.count('8000') == 1
     (project / 'serve.py').write_text(code.replace('8000', str(port)))
     script = Process(['env', '-u', 'DJANGO_SETTINGS_MODULE', PYTHON, 'serve.py'],
-                     env={'README_ROUTES': 'ws/echo/=myproject.probe.echo'}, cwd=project)
+                     env=routes_env({'ws/echo/': 'probe.echo'}), cwd=project)
     try:
         url = 'http://127.0.0.1:%d' % port
         assert wait_until(lambda: answers(url + '/admin/login/', script), timeout=30), \
