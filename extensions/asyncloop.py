@@ -17,15 +17,18 @@ No greenlet of the serving thread ever has a running loop, and:
   other connections go on; a coroutine that blocks holds the loop's thread, not them;
 - ``sync_to_async`` (thread-sensitive, asgiref's and Django's default; the async ORM's
   queries) comes back to run in the calling greenlet, with its database connections;
-- ``sync_to_async(thread_sensitive=False)`` and ``run_in_executor`` run in greenlets of
-  the loop's thread (the loop waits through gevent's selector there).
+- ``sync_to_async(thread_sensitive=False)`` and ``run_in_executor(None, ...)`` run each
+  call in a new greenlet of the thread that started the loop, as a patched
+  ``ThreadPoolExecutor`` would in sync code (``offload`` is for blocking C code).
 
 Not for ``async_to_sync(force_new_loop=True)``, which still makes a loop of its own.
 """
 import asyncio
 import functools
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 
+import gevent
 from asgiref.sync import AsyncToSync, SyncToAsync
 from gevent import get_hub, monkey
 
@@ -39,9 +42,39 @@ _loop_pid = None
 _starting = _native_lock()
 
 
-def _run(started):
+class GreenletExecutor(ThreadPoolExecutor):
+    """The loop's default executor: each call in a new greenlet of ``hub``'s thread.
+
+    Not the patched ``ThreadPoolExecutor`` asyncio would make, whose "threads" would be
+    greenlets of the loop's thread, which the interpreter joins at exit from another
+    thread (it hung there). asyncio accepts only a ``ThreadPoolExecutor``; none of its
+    threads is ever started."""
+
+    def __init__(self, hub):
+        super().__init__(max_workers=1)
+        self._hub = hub
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = Future()
+        self._hub.loop.run_callback_threadsafe(gevent.spawn, _run_into, future, fn, args, kwargs)
+        return future
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        pass   # nothing of its own to stop: the greenlets end with their calls
+
+
+def _run_into(future, fn, args, kwargs):
+    if future.set_running_or_notify_cancel():
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:
+            future.set_exception(error)
+
+
+def _run(started, hub):
     global _loop
     _loop = asyncio.new_event_loop()   # made here: gevent's selector uses this thread's hub
+    _loop.set_default_executor(GreenletExecutor(hub))
     _loop.call_soon(started.release)
     try:
         _loop.run_forever()
@@ -58,7 +91,7 @@ def shared_loop():
             if _loop_pid != os.getpid():
                 started = _native_lock()
                 started.acquire()
-                _start_native_thread(_run, (started,))
+                _start_native_thread(_run, (started, get_hub()))
                 started.acquire()   # a native wait, once per process: the loop runs
                 _loop_pid = os.getpid()
     return _loop

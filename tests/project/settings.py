@@ -38,6 +38,9 @@ MIDDLEWARE = [
     'django.middleware.csrf.CsrfViewMiddleware',
     'django.contrib.auth.middleware.AuthenticationMiddleware',
 ]
+# tests/test_async.py: an async-only middleware, which Django runs through asgiref.
+if os.environ.get('SUPERSERVER_TEST_ASYNC_MIDDLEWARE') == '1':
+    MIDDLEWARE.append('tests.project.async_views.AsyncMiddleware')
 ROOT_URLCONF = 'tests.project.urls'
 TEMPLATES = [{'BACKEND': 'django.template.backends.django.DjangoTemplates', 'APP_DIRS': True,
               'DIRS': [os.path.join(os.path.dirname(__file__), 'templates')]}]

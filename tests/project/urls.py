@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from . import db_views, stats_views, views
+from . import async_views, db_views, stats_views, views
 
 urlpatterns = [
     path('history/', include('tests.project.history_urls')),
@@ -40,4 +40,7 @@ urlpatterns = [
     path('db/sleep/', db_views.sleep),
     path('ws/permissions/', db_views.count_permissions),
     path('stats/', stats_views.stats),
+    path('async/sleeps/', async_views.sleeps),
+    path('async/users/', async_views.users),
+    path('async/calls/', async_views.calls_async),
 ]
