@@ -3,7 +3,9 @@ middleware, ``async_to_sync`` in a sync view and the async ORM, under ``manage.p
 superserver`` and the gunicorn worker, many at once beside open websockets; and under
 ``manage.py test``, patched as served. asgiref's coroutines run in one asyncio loop in a
 native thread (``extensions/asyncloop.py``)."""
+import os
 import subprocess
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -118,3 +120,27 @@ def test_manage_py_test_runs_async_views_patched_as_served(runner, project_env):
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert 'Ran 4 tests' in result.stderr
+
+
+def test_pytest_runs_patched_under_gevent_specific(tmp_path):
+    """The README's way to run pytest as served: ``python -m gevent_specific -m pytest``;
+    pytest-django's client then runs an async view as the servers do."""
+    (tmp_path / 'test_served.py').write_text(textwrap.dedent('''\
+        import pytest
+        from django.contrib.auth.models import User
+        from gevent import monkey
+
+
+        @pytest.mark.django_db
+        def test_async_view(client):
+            User.objects.create_user('dora')
+            assert monkey.is_module_patched('socket')
+            assert client.get('/async/users/').json()['names'] == ['dora']
+        '''))
+    result = subprocess.run(
+        [PYTHON, '-m', 'gevent_specific', '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+         'test_served.py'], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, 'DJANGO_SETTINGS_MODULE': 'tests.project.settings',
+             'PYTHONPATH': str(ROOT)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '1 passed' in result.stdout

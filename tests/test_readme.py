@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -343,6 +344,21 @@ def run_fan_out_room(code, request):
             ws.close()
 
 
+def run_async_view(code, request):
+    """Twenty requests at once, each awaiting the ORM and a sleep: all answered, with the
+    project's count of users."""
+    project = request.getfixturevalue('project')
+    users = int(manage(project, 'shell', '-c', 'from django.contrib.auth.models import User; '
+                       'print(User.objects.count())', settings='myproject.settings'
+                       ).stdout.split()[-1])   # after the shell's own lines
+    with served(request, code, {'async/dashboard/': 'dashboard'}) as server:
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(lambda _: requests.get(server.url + '/async/dashboard/',
+                                                           timeout=30), range(20)))
+    assert [(answer.status_code, answer.json()) for answer in answers] == [
+        (200, {'users': users})] * 20
+
+
 def check_history_setting(code, request):
     """A setting: the patterns it sets mean what its comments say."""
     namespace = {}
@@ -476,6 +492,7 @@ RUNNERS = {
     'MIDDLEWARE = [': run_login_required_middleware,
     'from extensions.pubsub import forward, group_channel, publish, user_channel':
         run_fan_out_room,
+    'import asyncio': run_async_view,
     'SUPERSERVER_CHANNEL_HISTORY = {': check_history_setting,
     "with forward(ws, channel, since=request.GET.get('since'), positions=True):":
         check_history_calls,
