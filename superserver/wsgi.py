@@ -1,10 +1,13 @@
-"""WSGI entry point of the demo project, for any server that loads ``application``."""
-import gevent_specific  # noqa: F401  (first: patch the standard library before it is used)
+"""WSGI entry point of the demo project, as ``startproject`` writes it.
 
+``./manage.py superserver`` and the gunicorn worker patch the standard library before
+they import it, and serve Django's application with what websocket views need
+(``extensions.wsgi.serving``), so it needs nothing of superserver's.
+"""
 import os
 
-os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'superserver.settings')
+from django.core.wsgi import get_wsgi_application
 
-from extensions.wsgi import get_wsgi_application  # noqa: E402
+os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'superserver.settings')
 
 application = get_wsgi_application()
