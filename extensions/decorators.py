@@ -1,6 +1,7 @@
 """Decorators for Django views that serve websockets."""
 import functools
 
+from asgiref.sync import iscoroutinefunction
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import decorators as auth_decorators
 from django.core.exceptions import PermissionDenied
@@ -11,6 +12,8 @@ from .handshake import choose_subprotocol
 __all__ = ['login_required', 'require_websocket']
 
 _DEFAULT = object()
+
+_LOG_IN_FIRST = 'Log in before opening this websocket.'
 
 
 def require_websocket(view=None, *, max_message_size=_DEFAULT, subprotocols=None):
@@ -86,10 +89,19 @@ def login_required(function=None, redirect_field_name=REDIRECT_FIELD_NAME, login
         redirecting = auth_decorators.login_required(
             view, redirect_field_name=redirect_field_name, login_url=login_url)
 
+        if iscoroutinefunction(view):   # an async view: the user is awaited, as Django's
+            @functools.wraps(redirecting)
+            async def wrapper(request, *args, **kwargs):
+                if 'wsgi.websocket' in request.environ and not (
+                        await request.auser()).is_authenticated:
+                    raise PermissionDenied(_LOG_IN_FIRST)
+                return await redirecting(request, *args, **kwargs)
+            return wrapper
+
         @functools.wraps(redirecting)
         def wrapper(request, *args, **kwargs):
             if 'wsgi.websocket' in request.environ and not request.user.is_authenticated:
-                raise PermissionDenied('Log in before opening this websocket.')
+                raise PermissionDenied(_LOG_IN_FIRST)
             return redirecting(request, *args, **kwargs)
         return wrapper
 

@@ -78,6 +78,21 @@ def test_a_sync_view_awaits_through_async_to_sync(server):
     assert response.json() == {'twice': 42, 'patched': True}
 
 
+def test_login_required_of_an_async_view(server):
+    """``extensions.decorators.login_required`` on an ``async def`` view: Django's login
+    redirect for an anonymous request, the view for alice."""
+    anonymous = requests.get(server.url + '/async/private/', allow_redirects=False, timeout=10)
+    assert (anonymous.status_code, anonymous.headers['Location']) == (
+        302, '/accounts/login/?next=/async/private/')
+    session = requests.Session()
+    login = server.url + '/accounts/login/'
+    session.get(login, timeout=10)
+    session.post(login, data={'username': 'alice', 'password': 'wonderland',
+                              'csrfmiddlewaretoken': session.cookies['csrftoken']}, timeout=10)
+    response = session.get(server.url + '/async/private/', allow_redirects=False, timeout=10)
+    assert (response.status_code, response.text) == (200, 'alice')
+
+
 def test_a_crowd_of_async_views_beside_websockets_and_sync_views(server):
     """CROWD async views awaiting SLEEP at once, async ORM and async_to_sync calls, sync
     views, OPEN_SOCKETS websockets open: every request answered, within about one SLEEP

@@ -8,6 +8,8 @@ from django.contrib.auth.models import User
 from django.http import HttpResponse, JsonResponse
 from gevent import monkey
 
+from extensions.decorators import login_required
+
 
 async def sleeps(request):
     """Awaits ``?seconds=`` (default 1) of asyncio.sleep."""
@@ -21,6 +23,13 @@ async def users(request):
     names = [user.username async for user in User.objects.order_by('username')]
     exists = await sync_to_async(User.objects.filter(username__in=names).exists)()
     return JsonResponse({'count': count, 'names': names, 'exists': exists})
+
+
+@login_required
+async def private(request):
+    """An async view for logged-in users: the login redirect for others."""
+    user = await request.auser()
+    return HttpResponse(user.get_username())
 
 
 async def _twice(number):

@@ -43,4 +43,5 @@ urlpatterns = [
     path('async/sleeps/', async_views.sleeps),
     path('async/users/', async_views.users),
     path('async/calls/', async_views.calls_async),
+    path('async/private/', async_views.private),
 ]
