@@ -113,6 +113,10 @@ def test_a_crowd_of_async_views_beside_websockets_and_sync_views(server):
             time.sleep(0.01)
         statuses = [answer.result().status_code for answer in answers]
         took = time.monotonic() - began
+    print('\n%d requests (%d async views awaiting %.0f s) beside %d websockets: %s in %.2f s;'
+          ' %d echoes meanwhile, longest %.1f ms'
+          % (len(paths), CROWD, SLEEP, OPEN_SOCKETS, sorted(set(statuses)), took,
+             len(echoes), 1000 * max(echoes)))
     assert statuses == [200] * len(paths)
     assert took < 10 * SLEEP, took
     assert len(echoes) >= 10 and max(echoes) < LONGEST_ECHO, (len(echoes), max(echoes))
