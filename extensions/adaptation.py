@@ -345,6 +345,14 @@ class WebSocketHandler(pywsgi.WSGIHandler):
         # server_time is its time format (and spares the formatter a strftime per line).
         log.info(line, extra={'status_code': self.code or 0, 'server_time': log_time()})
 
+    def handle_error(self, t, v, tb):
+        if issubclass(t, gevent.GreenletExit):
+            # Killed: a shutdown cut the request short. pywsgi's bare except would answer
+            # 500 and go on; the connection ends unanswered instead, and the greenlet dies.
+            self.close_connection = True
+            raise v
+        super().handle_error(t, v, tb)
+
     def run_application(self):
         super().run_application()
         if self.code == 101:
@@ -489,7 +497,11 @@ class WebSocketServer(pywsgi.WSGIServer):
             if self._shutdown is None:
                 gevent.spawn(self.stop, timeout=stop_timeout).join()
             else:
-                self._shutdown.join()
+                # A second signal replaces the shutdown with a stop: wait for that one too.
+                shutdown = None
+                while shutdown is not self._shutdown:
+                    shutdown = self._shutdown
+                    shutdown.join()
 
     @contextmanager
     def _graceful_signals(self):
