@@ -3,12 +3,15 @@
 ``get_wsgi_application()`` is Django's plus what websocket views need (``serving``):
 they run for hours in their own greenlets, so their database connections are released
 while they wait for a message and closed when they end, and the number they open at
-once is bounded (``extensions.db``). ``make_server`` builds the server with the limits,
+once is bounded (``extensions.db``); a ``StreamingHttpResponse`` over an async iterator
+is streamed chunk by chunk (``AsyncStreamingContent``). ``make_server`` builds the server with the limits,
 origin policy and proxies from the settings; the gunicorn worker uses both.
 """
 import django
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+from django.http import StreamingHttpResponse
 from werkzeug.wsgi import ClosingIterator
 
 from . import db, sse
@@ -16,7 +19,7 @@ from .adaptation import WebSocketServer, direct_call
 from .conf import origin_allowed, server_config, websocket_config
 
 __all__ = ['get_wsgi_application', 'serving', 'make_server', 'CloseDatabaseConnections',
-           'bind_middleware_chain']
+           'AsyncStreamingContent', 'bind_middleware_chain']
 
 #: Connections per database that websocket views of one process open at once.
 DEFAULT_DATABASE_CONNECTIONS = 10
@@ -24,7 +27,9 @@ DEFAULT_DATABASE_CONNECTIONS = 10
 
 class CloseDatabaseConnections:
     """WSGI middleware: a websocket view's connections are released while it waits for
-    a message and closed when it ends."""
+    a message and closed when it ends. (It also hands the server a streaming response
+    over an async iterator as ``AsyncStreamingContent``: the outermost Django-aware
+    layer, so that websocket views pay no extra one.)"""
 
     def __init__(self, application):
         self.application = direct_call(application)
@@ -32,7 +37,10 @@ class CloseDatabaseConnections:
     def __call__(self, environ, start_response):
         websocket = environ.get('wsgi.websocket')
         if websocket is None:
-            return self.application(environ, start_response)
+            result = self.application(environ, start_response)
+            if isinstance(result, StreamingHttpResponse) and result.is_async:
+                return AsyncStreamingContent(result)
+            return result
         websocket.before_waiting.append(db.release_connections)
         db.view_started()
         try:
@@ -42,6 +50,44 @@ class CloseDatabaseConnections:
             raise
         # Same greenlet, so the same (greenlet-local) connections as the view's.
         return ClosingIterator(result, db.view_ended)
+
+
+class AsyncStreamingContent:
+    """The body of a ``StreamingHttpResponse`` over an async iterator, each chunk awaited
+    when the server is ready to send it.
+
+    Django's WSGI handler leaves such a response to the server, whose iteration
+    (``StreamingHttpResponse.__iter__``) awaits the whole iterator into a list before the
+    first byte goes out, with a warning: an event stream or a slow source would reach
+    the client only once it ended. Here each chunk is one ``async_to_sync`` call (on the
+    loop of ``extensions.asyncloop``: this greenlet waits cooperatively), so chunks go
+    out as they are made, as Django's ASGI handler sends them. ``close()`` (the server
+    calls it when the body is sent or the client left) closes the iterator, whose
+    ``finally`` then runs, and the response (Django's ``request_finished``)."""
+
+    def __init__(self, response):
+        self.response = response
+        self._chunks = response.__aiter__()   # the chunks as bytes
+
+    def __iter__(self):
+        next_chunk = async_to_sync(self._next_chunk)
+        while (chunk := next_chunk()) is not None:
+            yield chunk
+
+    async def _next_chunk(self):
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
+
+    async def _close_chunks(self):
+        await self._chunks.aclose()
+
+    def close(self):
+        try:
+            async_to_sync(self._close_chunks)()
+        finally:
+            self.response.close()
 
 
 def bind_middleware_chain(handler):

@@ -6,6 +6,8 @@ Django's connection pool, at most N connections (psycopg 3 only).
 """
 import os
 
+import django
+
 SECRET_KEY = 'tests-only'
 DEBUG = os.environ.get('SUPERSERVER_TEST_DEBUG') == '1'
 ALLOWED_HOSTS = ['127.0.0.1', 'localhost', 'allowed-host.example']
@@ -44,6 +46,14 @@ if os.environ.get('SUPERSERVER_TEST_ASYNC_MIDDLEWARE') == '1':
 ROOT_URLCONF = 'tests.project.urls'
 TEMPLATES = [{'BACKEND': 'django.template.backends.django.DjangoTemplates', 'APP_DIRS': True,
               'DIRS': [os.path.join(os.path.dirname(__file__), 'templates')]}]
+# tests/test_django_features.py: Django 6.0's Content Security Policy, with a nonce for
+# inline scripts; ignored before 6.0, which has neither the middleware nor the setting.
+if os.environ.get('SUPERSERVER_TEST_CSP') == '1' and django.VERSION >= (6, 0):
+    from django.utils.csp import CSP
+    MIDDLEWARE.append('django.middleware.csp.ContentSecurityPolicyMiddleware')
+    TEMPLATES[0]['OPTIONS'] = {'context_processors': ['django.template.context_processors.csp']}
+    SECURE_CSP = {'default-src': [CSP.SELF], 'script-src': [CSP.SELF, CSP.NONCE],
+                  'connect-src': [CSP.SELF]}
 DATABASES = {
     'default': {
         'ENGINE': 'django.db.backends.sqlite3',

@@ -6,6 +6,7 @@ from . import async_views, db_views, stats_views, views
 urlpatterns = [
     path('history/', include('tests.project.history_urls')),
     path('presence/', include('tests.project.presence_urls')),
+    path('features/', include('tests.project.feature_urls')),
     path('', views.plain, name='plain'),
     path('accounts/login/', auth_views.LoginView.as_view()),
     path('db/', views.database_connections),
