@@ -3,6 +3,8 @@
 # `make test` also installs the Debian packages the tests use when they are missing
 # (redis-server, Chromium and its driver, nginx, PostgreSQL, Node.js and npm) and Node's
 # ws (tests/node/, from the npm registry), then runs pytest and the Autobahn suite.
+# `make matrix` runs the tests on every supported Python and Django (noxfile.py), each in
+# a virtualenv of its own; `make matrix NOX_ARGS='-p 3.13'` those on Python 3.13.
 # `make bench` runs the benchmarks (bench/README.md), with wrk from Debian;
 # `make bench BENCH_ARGS='--scenarios S1,S3 --runs 1'` passes options, as
 # `make autobahn AUTOBAHN_ARGS='--client kosoku'` does (autobahn/README.md).
@@ -23,7 +25,7 @@ BENCH_PACKAGES := wrk:wrk
 SYSTEM_BIN := /usr/sbin /usr/lib/postgresql/*/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test autobahn bench install system-packages bench-packages node-modules
+.PHONY: run test matrix autobahn bench install system-packages bench-packages node-modules
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
@@ -32,6 +34,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed system-packages node-modules
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python autobahn/run.py
+
+matrix: $(VENV)/.installed system-packages node-modules
+	$(BIN)/nox $(NOX_ARGS)
 
 autobahn: $(VENV)/.installed
 	$(BIN)/python autobahn/run.py $(AUTOBAHN_ARGS)
