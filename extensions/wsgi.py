@@ -63,7 +63,12 @@ class AsyncStreamingContent:
     loop of ``extensions.asyncloop``: this greenlet waits cooperatively), so chunks go
     out as they are made, as Django's ASGI handler sends them. ``close()`` (the server
     calls it when the body is sent or the client left) closes the iterator, whose
-    ``finally`` then runs, and the response (Django's ``request_finished``)."""
+    ``finally`` then runs, and the response (Django's ``request_finished``). Closing
+    ``response.__aiter__()`` alone, as Django's ASGI handler does, would not reach the
+    view's iterator: it is wrapped in two async generators of Django's (``__aiter__``
+    and ``streaming_content``), and a generator's ``aclose()`` does not close the one it
+    iterates; so the response's own iterator (``_iterator``, what the view or the last
+    middleware to replace ``streaming_content`` gave) is closed too."""
 
     def __init__(self, response):
         self.response = response
@@ -82,6 +87,9 @@ class AsyncStreamingContent:
 
     async def _close_chunks(self):
         await self._chunks.aclose()
+        close = getattr(getattr(self.response, '_iterator', None), 'aclose', None)
+        if close is not None:
+            await close()
 
     def close(self):
         try:

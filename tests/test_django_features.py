@@ -30,7 +30,7 @@ import requests
 import websocket
 
 from .chromium import browser, requires_chromium  # noqa: F401 (browser: a fixture)
-from .project.feature_views import DOWNLOAD
+from .project.feature_views import ASYNC_STREAM_ENDED, DOWNLOAD
 from .server_process import GunicornProcess, ServerProcess
 
 #: The Django 6.0 features' page and policy, which the test project adds on 6.0 and later.
@@ -139,6 +139,19 @@ def test_streams_leave_the_event_loop_free(server, echo):
     assert all(len(lines) == 6 for lines in results)
     assert len(round_trips) >= 10 and max(round_trips) < LONGEST_ECHO, \
         (len(round_trips), max(round_trips))
+
+
+def test_a_client_leaving_closes_the_async_generator(server):
+    """A client that leaves after the first chunk of a long async stream: the server
+    closes the generator (its ``finally`` runs) within a chunk or two, rather than
+    awaiting it to its end."""
+    start = len(server.lines)
+    with requests.get(server.url + '/features/stream/async/?count=100&interval=0.1&name=left',
+                      stream=True, timeout=30) as response:
+        assert next(response.iter_lines()).startswith(b'chunk 0 ')
+    ended = server.wait_for((ASYNC_STREAM_ENDED % ('left', 0)).replace('0', r'(\d+)'),
+                            timeout=10, start=start)
+    assert int(ended.group(1)) < 100
 
 
 def test_async_streams_leave_no_thread_behind(server):

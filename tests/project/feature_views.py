@@ -5,12 +5,18 @@ template partials and Content Security Policy on a page that opens a websocket.
 The views are plain Django; nothing here knows about superserver.
 """
 import asyncio
+import logging
 import os
 import threading
 import time
 
 from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+
+logger = logging.getLogger('tests.project')
+
+#: What ``stream_async`` logs when its generator ends, however it ends.
+ASYNC_STREAM_ENDED = 'async stream %s ended after %d chunks'
 
 #: The file ``download`` serves: a path the test writes before it starts the server.
 DOWNLOAD = 'SUPERSERVER_TEST_DOWNLOAD'
@@ -35,14 +41,20 @@ def stream_sync(request):
 
 
 def stream_async(request):
-    """The same chunks from an async generator awaiting asyncio.sleep between them."""
+    """The same chunks from an async generator awaiting asyncio.sleep between them; it
+    logs ASYNC_STREAM_ENDED (with ``?name=``) when it ends, finished or closed."""
     count, interval = _chunks(request)
 
     async def chunks():
-        for i in range(count):
-            if i:
-                await asyncio.sleep(interval)
-            yield 'chunk %d %.6f\n' % (i, time.time())
+        sent = 0
+        try:
+            for i in range(count):
+                if i:
+                    await asyncio.sleep(interval)
+                yield 'chunk %d %.6f\n' % (i, time.time())
+                sent += 1
+        finally:
+            logger.info(ASYNC_STREAM_ENDED, request.GET.get('name', '-'), sent)
 
     return StreamingHttpResponse(chunks(), content_type='text/plain')
 
