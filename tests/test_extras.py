@@ -9,17 +9,16 @@ from the project's directory: the checkout is not on its path. pip's cache makes
 install after the first one quick.
 """
 import json
-import shutil
 import subprocess
 
 import pytest
 import redis
 
 from . import postgres
-from .server_process import PYTHON, ROOT, GunicornProcess
+from .server_process import PYTHON, GunicornProcess
 from .services import redis_server, requires_redis  # noqa: F401 (redis_server: a fixture)
-from .test_packaging import LEFT_BEHIND
 from .test_stock_project import assert_room_echoes, project, quick, serve  # noqa: F401
+from .virtualenvs import copy_source, run
 
 #: The stock project on the cluster of ``STOCK_POSTGRES`` (host:port:database), with
 #: Django's pool where ``STOCK_POSTGRES_POOL`` is set (psycopg 3 only).
@@ -55,9 +54,7 @@ print(json.dumps({'driver': connection.Database.__name__, 'pool': connection.poo
 @pytest.fixture(scope='module')
 def source(tmp_path_factory):
     """A copy of the repository as a checkout has it, for every virtualenv of the module."""
-    source = tmp_path_factory.mktemp('extras') / 'superserver'
-    shutil.copytree(ROOT, source, ignore=LEFT_BEHIND)
-    return source
+    return copy_source(tmp_path_factory.mktemp('extras') / 'superserver')
 
 
 def install(source, extra, directory):
@@ -70,15 +67,6 @@ def install(source, extra, directory):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return python
-
-
-def run(python, *args, cwd, **env):
-    """The output of ``python args`` run in ``cwd`` with ``env`` added; fails unless it
-    succeeds."""
-    result = subprocess.run([str(python), *args], cwd=cwd, capture_output=True, text=True,
-                            env={'PATH': '/usr/bin:/bin', **env}, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def test_the_core_serves_a_stock_project_and_its_websockets(source, project, tmp_path):
