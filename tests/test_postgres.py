@@ -3,7 +3,7 @@
 The tests serve the test project with ``manage.py superserver`` against a cluster that
 allows 30 connections (tests/postgres.py): with Django's defaults (CONN_MAX_AGE 0, no
 pool) once through psycopg 3 and once through psycopg2 + psycogreen, then with Django's
-pool (psycopg 3 only). Django picks psycopg 3 when it imports, so the psycopg2 server
+pool (psycopg 3 only), under ``manage.py superserver`` and the gunicorn worker. Django picks psycopg 3 when it imports, so the psycopg2 server
 gets a ``psycopg`` package that refuses to import first on its path; the server itself
 says which driver it uses.
 
@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 
 from . import postgres
 from .conftest import manage
-from .server_process import ServerProcess, wait_until
+from .server_process import GunicornProcess, ServerProcess, wait_until
 
 pytestmark = postgres.requires_postgres
 
@@ -51,9 +51,14 @@ def database_env(cluster):
     return env
 
 
-def serve(env, driver):
-    """The test project served with ``env``; fails unless it really uses ``driver``."""
-    server = ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', env=env)
+def serve(env, driver, gunicorn_workers=0):
+    """The test project served with ``env`` by ``manage.py superserver``, or by gunicorn
+    with superserver's worker when ``gunicorn_workers`` are asked for; fails unless it
+    really uses ``driver``."""
+    if gunicorn_workers:
+        server = GunicornProcess(workers=gunicorn_workers, env=env)
+    else:
+        server = ServerProcess('--noreload', '--nodebugger', '127.0.0.1:0', env=env)
     try:
         used = requests.get(server.url + '/db/driver/', timeout=10).json()
         assert used['driver'] == driver, used
@@ -171,13 +176,19 @@ def echo_during_the_sleep(ws, cluster):
     return round_trips
 
 
-def test_django_pool_serves_50_clients_with_4_connections(database_env, cluster):
-    server = serve({**database_env, 'SUPERSERVER_TEST_DB_POOL': '4'}, 'psycopg')
+@pytest.mark.parametrize('workers', [0, 2], ids=['superserver', 'gunicorn'])
+def test_django_pool_serves_50_clients_with_4_connections(database_env, cluster, workers):
+    """Django's pool of at most 4 connections per process, under ``manage.py superserver``
+    (one process) and under two gunicorn workers (a pool each: at most 8 in all)."""
+    server = serve({**database_env, 'SUPERSERVER_TEST_DB_POOL': '4'}, 'psycopg', workers)
+    processes = max(workers, 1)
     try:
         with postgres.BackendMonitor(cluster) as monitor:
             query_in_bursts(server.ws_url + '/ws/permissions/', clients=50, rounds=3)
     finally:
         server.stop()
-    print('\n50 clients x 3 queries through a pool of 4: at most %d client backends'
-          % monitor.peak)
-    assert monitor.peak <= 4
+    output = server.output()
+    print('\n50 clients x 3 queries through %d pool(s) of 4: at most %d client backends'
+          % (processes, monitor.peak))
+    assert 'too many clients' not in output and 'PoolTimeout' not in output, output
+    assert monitor.peak <= 4 * processes
