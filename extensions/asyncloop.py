@@ -32,7 +32,7 @@ import gevent
 from asgiref.sync import AsyncToSync, SyncToAsync
 from gevent import get_hub, monkey
 
-__all__ = ['install', 'shared_loop']
+__all__ = ['install', 'installed', 'shared_loop']
 
 _start_native_thread = monkey.get_original('_thread', 'start_new_thread')
 _native_lock = monkey.get_original('_thread', 'allocate_lock')
@@ -131,5 +131,11 @@ def _in_loop_thread(loop):
 
 def install():
     """Have asgiref's ``AsyncToSync`` use the shared loop; once."""
-    if not getattr(AsyncToSync.__call__, 'calls_into_shared_loop', False):
+    if not installed():
         AsyncToSync.__call__ = _calls_into_shared_loop(AsyncToSync.__call__)
+
+
+def installed():
+    """Whether ``async_to_sync`` uses the shared loop (``install()`` ran, in a patched
+    process): then its calls, one after another, all run in that one loop."""
+    return getattr(AsyncToSync.__call__, 'calls_into_shared_loop', False)

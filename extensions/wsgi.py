@@ -4,8 +4,9 @@
 they run for hours in their own greenlets, so their database connections are released
 while they wait for a message and closed when they end, and the number they open at
 once is bounded (``extensions.db``); a ``StreamingHttpResponse`` over an async iterator
-is streamed chunk by chunk (``AsyncStreamingContent``). ``make_server`` builds the server with the limits,
-origin policy and proxies from the settings; the gunicorn worker uses both.
+is streamed chunk by chunk (``AsyncStreamingContent``). ``make_server`` builds the
+server with the limits, origin policy and proxies from the settings; the gunicorn
+worker uses both.
 """
 import django
 from asgiref.sync import async_to_sync
@@ -14,7 +15,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.http import StreamingHttpResponse
 from werkzeug.wsgi import ClosingIterator
 
-from . import db, sse
+from . import asyncloop, db, sse
 from .adaptation import WebSocketServer, direct_call
 from .conf import origin_allowed, server_config, websocket_config
 
@@ -38,7 +39,8 @@ class CloseDatabaseConnections:
         websocket = environ.get('wsgi.websocket')
         if websocket is None:
             result = self.application(environ, start_response)
-            if isinstance(result, StreamingHttpResponse) and result.is_async:
+            if (isinstance(result, StreamingHttpResponse) and result.is_async
+                    and asyncloop.installed()):
                 return AsyncStreamingContent(result)
             return result
         websocket.before_waiting.append(db.release_connections)
@@ -68,7 +70,13 @@ class AsyncStreamingContent:
     view's iterator: it is wrapped in two async generators of Django's (``__aiter__``
     and ``streaming_content``), and a generator's ``aclose()`` does not close the one it
     iterates; so the response's own iterator (``_iterator``, what the view or the last
-    middleware to replace ``streaming_content`` gave) is closed too."""
+    middleware to replace ``streaming_content`` gave) is closed too.
+
+    Only where ``async_to_sync`` runs in the shared loop (``asyncloop.installed()``: a
+    patched process, as both servers are). Elsewhere (the live server of an unpatched
+    test run) each call runs a loop of its own, which closes the iterator's generators
+    when it ends (``asyncio.run``'s ``shutdown_asyncgens``): the stream would stop
+    after its first chunk, so Django's iteration, whole, is left in place there."""
 
     def __init__(self, response):
         self.response = response

@@ -3,9 +3,9 @@
 The tests serve the test project with ``manage.py superserver`` against a cluster that
 allows 30 connections (tests/postgres.py): with Django's defaults (CONN_MAX_AGE 0, no
 pool) once through psycopg 3 and once through psycopg2 + psycogreen, then with Django's
-pool (psycopg 3 only), under ``manage.py superserver`` and the gunicorn worker. Django picks psycopg 3 when it imports, so the psycopg2 server
-gets a ``psycopg`` package that refuses to import first on its path; the server itself
-says which driver it uses.
+pool (psycopg 3 only), under ``manage.py superserver`` and the gunicorn worker. Django
+picks psycopg 3 when it imports, so the psycopg2 server gets a ``psycopg`` package that
+refuses to import first on its path; the server itself says which driver it uses.
 
 500 websockets querying at once fit in 30 connections only because superserver
 releases a view's connections while it waits for a message, and bounds how many its

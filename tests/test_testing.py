@@ -1,19 +1,27 @@
 """``extensions.testing``: the test client (no listening socket, the real websocket and
 protocol), its database sharing and exceptions under Django's test cases, pytest-django
-and a patched ``manage.py test``; the live server; subprotocols of ``require_websocket``.
+and a patched ``manage.py test``; the live server; subprotocols of ``require_websocket``;
+Django's own features through both (an async view, streaming responses, and Django
+6.0's template partials and CSP; served, they are tests/test_django_features.py).
 """
 import json
 import os
+import re
 import shutil
 import subprocess
+import time
 import traceback
+import unittest
 
+import django
 import pytest
 import requests
 import websocket
 from django.contrib.auth.models import User
 from django.db import connection
-from django.test import TestCase, TransactionTestCase
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.test import TestCase, TransactionTestCase, override_settings
 
 from extensions.decorators import require_websocket
 from extensions.handshake import choose_subprotocol
@@ -234,6 +242,112 @@ class LiveServerTests(LiveServerTestCase):
             self.ws_url('/ws/whoami/'), timeout=10,
             cookie='sessionid=%s' % self.client.cookies['sessionid'].value)
         self.assertEqual(ws.recv(), 'erin')
+        ws.close()
+
+
+# -- Django's own features ---------------------------------------------------------------
+
+def csp_settings():
+    """Django 6.0's Content Security Policy, as the test project adds it when asked
+    (SUPERSERVER_TEST_CSP): its middleware, the nonce's context processor, a policy
+    whose scripts need the nonce; none before 6.0."""
+    if django.VERSION < (6, 0):
+        return {}
+    from django.utils.csp import CSP
+    return {'MIDDLEWARE': [*settings.MIDDLEWARE,
+                           'django.middleware.csp.ContentSecurityPolicyMiddleware'],
+            'TEMPLATES': [{**settings.TEMPLATES[0], 'OPTIONS': {
+                'context_processors': ['django.template.context_processors.csp']}}],
+            'SECURE_CSP': {'default-src': [CSP.SELF], 'script-src': [CSP.SELF, CSP.NONCE],
+                           'connect-src': [CSP.SELF]}}
+
+
+requires_django_6 = unittest.skipIf(django.VERSION < (6, 0),
+                                    'template partials and the CSP middleware are Django 6.0 '
+                                    'features (Django %s)' % django.get_version())
+
+
+async def _collect(chunks):
+    return [chunk async for chunk in chunks]
+
+
+def lines_of(response):
+    """The lines of a streaming response, its iterator sync or async, chunk numbers only."""
+    if response.is_async:
+        chunks = async_to_sync(_collect)(response.streaming_content)
+    else:
+        chunks = list(response.streaming_content)
+    return [' '.join(chunk.decode().split()[:2]) for chunk in chunks]
+
+
+def test_an_async_view_through_the_client(client):
+    assert client.get('/async/sleeps/?seconds=0.01').content == b'slept'
+
+
+@pytest.mark.parametrize('kind', ['sync', 'async'])
+def test_a_streaming_response_through_the_client(client, kind):
+    response = client.get('/features/stream/%s/?count=3&interval=0' % kind)
+    assert (response.streaming, response.is_async) == (True, kind == 'async')
+    assert lines_of(response) == ['chunk 0', 'chunk 1', 'chunk 2']
+
+
+@requires_django_6
+def test_template_partials_through_the_client(client):
+    page = client.get('/features/partials/').content.decode()
+    assert '<ul><li>ada</li><li>grace</li></ul>' in page
+    assert client.get('/features/partials/?partial=item').content.strip() == b'<li>linus</li>'
+
+
+@requires_django_6
+def test_a_csp_page_and_its_websocket_through_the_client():
+    with override_settings(**csp_settings()):
+        client = Client()
+        response = client.get('/features/csp/')
+        policy = response.headers['Content-Security-Policy']
+        assert "connect-src 'self'" in policy
+        nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+        assert '<script nonce="%s">' % nonce in response.content.decode()
+        with client.websocket('/ws/echo/') as ws:
+            ws.send('through the CSP')
+            assert ws.receive() == 'through the CSP'
+
+
+class LiveServerFeatureTests(LiveServerTestCase):
+    def stream(self, kind):
+        """The chunk numbers of a stream, whether its first was read before its last was
+        made."""
+        with requests.get(self.live_server_url + '/features/stream/%s/?count=3&interval=0.3'
+                          % kind, stream=True, timeout=30) as response:
+            lines = response.iter_lines(decode_unicode=True)
+            first = next(lines)
+            first_at = time.time()
+            rest = list(lines)
+        return [line.split()[1] for line in [first, *rest]], first_at < float(rest[-1].split()[2])
+
+    def test_a_sync_stream_arrives_chunk_by_chunk(self):
+        self.assertEqual(self.stream('sync'), (['0', '1', '2'], True))
+
+    @pytest.mark.filterwarnings('ignore:StreamingHttpResponse must consume asynchronous')
+    def test_an_async_stream_arrives_whole(self):
+        """All of it (its chunks each awaited in a loop of their own, it stopped after the
+        first). This test process is not patched: Django's iteration awaits the whole
+        stream first, as extensions.wsgi.AsyncStreamingContent says; a patched process
+        streams it chunk by chunk (tests/test_django_features.py)."""
+        self.assertEqual(self.stream('async')[0], ['0', '1', '2'])
+
+
+@requires_django_6
+@override_settings(**csp_settings())
+class LiveServerCspTests(LiveServerTestCase):
+    def test_a_csp_page_and_its_websocket(self):
+        response = requests.get(self.live_server_url + '/features/csp/', timeout=10)
+        self.assertIn("connect-src 'self'", response.headers['Content-Security-Policy'])
+        self.assertIn('<script nonce="', response.text)
+        ws = websocket.create_connection('ws' + self.live_server_url[len('http'):]
+                                         + '/ws/echo/', timeout=10,
+                                         origin=self.live_server_url)
+        ws.send('through the CSP')
+        self.assertEqual(ws.recv(), 'through the CSP')
         ws.close()
 
 
