@@ -4,7 +4,8 @@
 # (redis-server, Chromium and its driver, nginx, PostgreSQL, Node.js and npm) and Node's
 # ws (tests/node/, from the npm registry), then runs pytest and the Autobahn suite.
 # `make matrix` runs the tests on every supported Python and Django (noxfile.py), each in
-# a virtualenv of its own; `make matrix NOX_ARGS='-p 3.13'` those on Python 3.13.
+# a virtualenv of its own; `make matrix NOX_ARGS='-p 3.13'` those on Python 3.13,
+# `make matrix MATRIX_JOBS=2` two at a time.
 # `make bench` runs the benchmarks (bench/README.md), with wrk from Debian;
 # `make bench BENCH_ARGS='--scenarios S1,S3 --runs 1'` passes options, as
 # `make autobahn AUTOBAHN_ARGS='--client kosoku'` does (autobahn/README.md).
@@ -12,6 +13,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 ADDRPORT ?= 127.0.0.1:8000
 BIN := $(VENV)/bin
+# Sessions of `make matrix` at once; CI runs two, one per core.
+MATRIX_JOBS ?= 1
+MATRIX_ROW := matrix-row.md
 
 # command:package pairs of what the tests run, and where Debian has them.
 SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chromium-driver \
@@ -35,8 +39,15 @@ test: $(VENV)/.installed system-packages node-modules
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python autobahn/run.py
 
+# The virtualenvs are made one after the other (each editable install writes the tree's
+# egg-info), then the tests run MATRIX_JOBS sessions at a time; a table of them ends it.
 matrix: $(VENV)/.installed system-packages node-modules
-	$(BIN)/nox $(NOX_ARGS)
+	rm -f .nox/*/tmp/$(MATRIX_ROW)
+	$(BIN)/nox --install-only $(NOX_ARGS)
+	$(BIN)/nox -R -j $(MATRIX_JOBS) $(NOX_ARGS) || status=$$?; \
+	echo '| combination | tests run | passed | failed | skipped | time |'; \
+	echo '|---|--:|--:|--:|--:|--:|'; \
+	cat .nox/*/tmp/$(MATRIX_ROW); exit $${status:-0}
 
 autobahn: $(VENV)/.installed
 	$(BIN)/python autobahn/run.py $(AUTOBAHN_ARGS)

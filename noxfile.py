@@ -8,6 +8,7 @@ interpreters pyenv has, and are kept in ``.nox/`` between runs.
 """
 import os
 from pathlib import Path
+from xml.etree import ElementTree
 
 import nox
 
@@ -63,20 +64,41 @@ def pyenv_on_path():
 
 
 pyenv_on_path()
+#: Each session's row of the table, beside its report in ``.nox/<session>/tmp/``.
+ROW = 'matrix-row.md'
+
 nox.options.default_venv_backend = 'uv'
 nox.options.download_python = 'never'   # pyenv's interpreters, or none: no downloads
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_venv = 'yes'
 
 
-@nox.session
+@nox.session(allow_parallel=True)
 @nox.parametrize('python,django', COMBINATIONS)
 def tests(session, django):
     """The matrix's tests on one Python and Django, in a virtualenv of their own."""
     session.install('-e', '.[test]', 'Django~=%s.0' % django)
-    session.run('python', '-c', 'import django, sys; print("Python %s, Django %s" % '
-                '(sys.version.split()[0], django.get_version()))')
+    versions = session.run('python', '-c', 'import django, sys; print("Python %s, Django %s"'
+                           ' % (sys.version.split()[0], django.get_version()))', silent=True)
     selection = session.posargs or [
         *MATRIX_TESTS, *('--deselect=' + test for test in LOAD_TESTS)]
-    session.run('python', '-m', 'pytest', '-p', 'no:cacheprovider', '-m', 'not soak',
-                *selection)
+    report = Path(session.create_tmp()) / 'junit.xml'
+    report.unlink(missing_ok=True)
+    try:
+        session.run('python', '-m', 'pytest', '-p', 'no:cacheprovider', '-m', 'not soak',
+                    '--junit-xml', str(report), *selection)
+    finally:
+        if versions:   # not under --install-only
+            write_row(report, versions.strip())
+
+
+def write_row(report, versions):
+    """The session's row of the table ``make matrix`` prints: what pytest's report counts."""
+    suite = ElementTree.parse(report).getroot().find('testsuite') if report.exists() else None
+    counts = {key: int(suite.get(key)) if suite is not None else 0
+              for key in ('tests', 'failures', 'errors', 'skipped')}
+    passed = counts['tests'] - counts['failures'] - counts['errors'] - counts['skipped']
+    time = '%.0f s' % float(suite.get('time')) if suite is not None else 'no report'
+    report.with_name(ROW).write_text('| %s | %d | %d | %d | %d | %s |\n' % (
+        versions, counts['tests'], passed, counts['failures'] + counts['errors'],
+        counts['skipped'], time))

@@ -141,8 +141,8 @@ class GunicornProcess(Process):
             try:
                 answered.add(requests.get(self.url + '/process/', verify=False, timeout=5,
                                           headers={'Connection': 'close'}).json()['pid'])
-            except requests.ConnectionError:
-                time.sleep(0.05)
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.05)   # not listening yet, or a worker still loading the app
         raise AssertionError('gunicorn does not serve with %d workers:\n%s'
                              % (count, self.output()))
 

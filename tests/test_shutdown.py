@@ -122,6 +122,8 @@ def refused(url):
         socket.create_connection(('127.0.0.1', urlsplit(url).port), timeout=5).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        pass   # the listener closed with this connection in its backlog: ask again
     return False
 
 
