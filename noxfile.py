@@ -78,6 +78,22 @@ nox.options.reuse_venv = 'yes'
 def tests(session, django):
     """The matrix's tests on one Python and Django, in a virtualenv of their own."""
     session.install('-e', '.[test]', 'Django~=%s.0' % django)
+    run_tests(session)
+
+
+@nox.session(python='3.13', default=False)
+def lowest(session):
+    """The matrix's tests with every dependency at the lower bound setup.cfg gives it, on
+    the newest Python, where old releases most often lack wheels: ``nox -s lowest``."""
+    # Wheels only, but for this project and the two pure-Python sdists of the test extra.
+    session.install('--resolution', 'lowest-direct', '--only-binary', ':all:',
+                    *(option for name in ('superserver', 'django-websocket-redis', 'psycogreen')
+                      for option in ('--no-binary', name)), '-e', '.[test]')
+    run_tests(session)
+
+
+def run_tests(session):
+    """pytest on the matrix's tests, or on the session's arguments, with its row."""
     versions = session.run('python', '-c', 'import django, sys; print("Python %s, Django %s"'
                            ' % (sys.version.split()[0], django.get_version()))', silent=True)
     selection = session.posargs or [
